@@ -1,0 +1,83 @@
+"""Read, validate and merge input files into a KnowledgeGraph: the one pipeline both stores use."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .errors import InputError, RowProblem
+from .graph import KnowledgeGraph
+from .ingest import Delta, add_interactions, add_products, add_relations
+from .readers import read_table
+from .schema import PRODUCT
+from .validate import (INTERACTION_COLUMNS, PRODUCT_COLUMNS, RELATION_COLUMNS, check_interactions,
+                       check_products, check_relations)
+
+__all__ = ["BuildResult", "OnError", "merge_files"]
+
+OnError = Literal["fail", "skip"]
+
+
+@dataclass
+class BuildResult:
+    """What one build did: the delta written, the rows skipped (skip mode) and how long it took."""
+
+    delta: Delta = field(default_factory=Delta)
+    skipped: list[RowProblem] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def merge_files(graph: KnowledgeGraph, products: str | Path | None = None,
+                interactions: str | Path | None = None, relations: str | Path | None = None,
+                on_error: OnError = "fail", show_progress: bool = True) -> BuildResult:
+    """Validate every file first, then merge them into `graph` in place.
+
+    With on_error="fail", any bad row raises InputError before `graph` is touched; with "skip",
+    bad rows are left out and returned in `BuildResult.skipped`.
+    """
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+    t0 = time.perf_counter()
+    skip = on_error == "skip"
+    problems: list[RowProblem] = []
+    steps = [s for s in (products, interactions, relations) if s is not None]
+    bar = tqdm(total=2 * len(steps), desc="build graph", unit="step", disable=not show_progress)
+
+    def read(path, cols, what):
+        bar.set_postfix_str(f"read {Path(path).name}")
+        df = read_table(path, *cols, problems=problems if skip else None)
+        bar.update(1)
+        return df
+
+    catalog = graph.nodes[PRODUCT]
+    known = pd.Index(catalog.loc[catalog["in_catalog"], "id"], dtype=object)
+    prod_rows = inter_rows = rel_rows = None
+    if products is not None:
+        prod_rows, p = check_products(read(products, PRODUCT_COLUMNS, "products"), str(products))
+        problems += p
+        known = known.append(pd.Index(prod_rows["product_id"], dtype=object)).unique()
+    if interactions is not None:
+        inter_rows, p = check_interactions(read(interactions, INTERACTION_COLUMNS, "interactions"),
+                                           str(interactions), known)
+        problems += p
+    if relations is not None:
+        rel_rows, p = check_relations(read(relations, RELATION_COLUMNS, "relations"), str(relations), known)
+        problems += p
+    if problems and not skip:
+        bar.close()
+        raise InputError(problems)
+
+    result = BuildResult(skipped=problems)
+    for rows, fn, name in ((prod_rows, add_products, "products"), (inter_rows, add_interactions, "interactions"),
+                           (rel_rows, add_relations, "relations")):
+        if rows is not None:
+            bar.set_postfix_str(f"merge {name}")
+            result.delta.merge(fn(graph, rows))
+            bar.update(1)
+    bar.close()
+    result.seconds = time.perf_counter() - t0
+    return result

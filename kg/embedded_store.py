@@ -1,0 +1,105 @@
+"""The embedded graph store (the default, no server): one directory of Parquet tables.
+
+Layout: `DIR/CURRENT` names the live version folder `DIR/graph-vNNNNNN/` (meta.json, nodes/*.parquet,
+edges/*.parquet). A save writes a new version aside and then swaps CURRENT atomically, so a failed or
+killed build leaves the previous graph intact. Other components keep their files beside it
+(e.g. `DIR/text_cache/`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .graph import EDGE_DTYPES, NODE_DTYPES, KnowledgeGraph, empty_edge_table
+from .ingest import Delta
+from .schema import NODE_LABELS, REL_TYPES
+
+__all__ = ["EmbeddedStore", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_CURRENT = "CURRENT"
+
+
+class EmbeddedStore:
+    """A graph store in a local directory; `load()` and `write()` round-trip a KnowledgeGraph exactly."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"EmbeddedStore({str(self.path)!r})"
+
+    @property
+    def version_dir(self) -> Path | None:
+        cur = self.path / _CURRENT
+        if not cur.exists():
+            return None
+        return self.path / cur.read_text(encoding="utf-8").strip()
+
+    def exists(self) -> bool:
+        return self.version_dir is not None
+
+    def meta(self) -> dict:
+        vd = self.version_dir
+        return json.loads((vd / "meta.json").read_text(encoding="utf-8")) if vd else {}
+
+    def load(self) -> KnowledgeGraph:
+        """The stored graph, or an empty one if the store is new."""
+        vd = self.version_dir
+        if vd is None:
+            if self.path.exists() and not self.path.is_dir():
+                raise NotADirectoryError(f"store path {self.path} exists and is not a directory")
+            return KnowledgeGraph()
+        meta = json.loads((vd / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{vd}: store format {meta.get('format_version')} is not {FORMAT_VERSION}")
+        g = KnowledgeGraph()
+        for label in NODE_LABELS:
+            g.set_nodes(label, _read(vd / "nodes" / f"{label}.parquet", NODE_DTYPES[label]))
+        for t in meta["relationship_types"]:
+            g.edges[t] = _read(vd / "edges" / f"{t}.parquet", EDGE_DTYPES[t])
+        return g
+
+    def write(self, graph: KnowledgeGraph, delta: Delta | None = None, info: dict | None = None) -> bool:
+        """Save `graph` as a new version (write aside, then swap). Skipped when `delta` says nothing changed
+        and a version exists. Returns True if a new version was written."""
+        if delta is not None and self.exists() and not any(vars(delta.changes).values()):
+            return False
+        self.path.mkdir(parents=True, exist_ok=True)
+        old = self.version_dir
+        n = int(old.name.rsplit("v", 1)[1]) + 1 if old else 1
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-graph-", dir=self.path))
+        try:
+            (tmp / "nodes").mkdir()
+            (tmp / "edges").mkdir()
+            for label in NODE_LABELS:
+                graph.nodes[label].to_parquet(tmp / "nodes" / f"{label}.parquet", index=False)
+            rel_types = [t for t in REL_TYPES if t in graph.edges]
+            for t in rel_types:
+                graph.edges[t].to_parquet(tmp / "edges" / f"{t}.parquet", index=False)
+            meta = {"format_version": FORMAT_VERSION, "version": n, "written_at": time.time(),
+                    "relationship_types": rel_types, "counts": graph.counts(), "info": info or {}}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+            final = self.path / f"graph-v{n:06d}"
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        cur_tmp = self.path / f".{_CURRENT}.tmp"
+        cur_tmp.write_text(final.name, encoding="utf-8")
+        os.replace(cur_tmp, self.path / _CURRENT)  # the atomic swap
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return True
+
+
+def _read(path: Path, dtypes: dict[str, str]) -> pd.DataFrame:
+    df = pd.read_parquet(path)
+    out = pd.DataFrame({c: df[c].astype(d) if d != "object" else df[c].astype(object) for c, d in dtypes.items()})
+    return out

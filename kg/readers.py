@@ -1,0 +1,144 @@
+"""Read products / interactions / relations tables from CSV, Parquet or JSON Lines as string columns.
+
+Every row keeps `_line`, its 1-based line in the file (Parquet: row number + 1), so that errors can name it.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, RowProblem
+
+__all__ = ["read_table", "LINE"]
+
+LINE = "_line"
+
+
+def _fail(path: Path, field: str, value: str, reason: str, line: int = 0) -> InputError:
+    return InputError([RowProblem(str(path), line, field, value, reason)])
+
+
+def _decode(path: Path, raw: bytes, skip: bool) -> tuple[str, list[int]]:
+    """UTF-8 text (BOM dropped) and the lines holding invalid bytes (only in `skip` mode, else InputError).
+
+    With `skip`, bad bytes are replaced by U+FFFD and the rows on those lines are dropped later.
+    """
+    try:
+        return raw.decode("utf-8-sig"), []
+    except UnicodeDecodeError as e:
+        if skip:
+            bad = []
+            for i, ln in enumerate(raw.split(b"\n"), start=1):
+                try:
+                    ln.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad.append(i)
+            return raw.decode("utf-8-sig", errors="replace"), bad
+        line_start = raw.rfind(b"\n", 0, e.start) + 1
+        line_no = raw.count(b"\n", 0, e.start) + 1
+        header = raw.split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff")
+        field = "?"
+        if path.suffix.lower() == ".csv":
+            cols = next(csv.reader([header]))
+            # count separators before the bad byte on its line to name the field
+            before = raw[line_start:e.start].decode("utf-8", "replace")
+            k = len(next(csv.reader([before + "x"]))) - 1
+            field = cols[k] if 0 <= k < len(cols) else f"column {k + 1}"
+        bad = raw[e.start:e.end].hex(" ")
+        raise _fail(path, field, f"bytes {bad}", "not valid UTF-8 (re-save the file as UTF-8)", line_no) from None
+
+
+def _csv_lines(text: str, n_rows: int) -> np.ndarray:
+    """Physical line of each record; cheap when no field spans lines, else counted by the csv module."""
+    n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if n_lines == n_rows + 1:
+        return np.arange(2, n_rows + 2, dtype=np.int64)
+    reader = csv.reader(io.StringIO(text))
+    next(reader, None)
+    starts = []
+    prev = reader.line_num
+    for rec in reader:
+        if rec:
+            starts.append(prev + 1)
+        prev = reader.line_num
+    return np.asarray(starts[:n_rows], dtype=np.int64)
+
+
+def read_table(path: str | Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
+               problems: list[RowProblem] | None = None) -> pd.DataFrame:
+    """Read `path` (.csv, .parquet, .jsonl/.json) -> DataFrame of str columns (missing optional ones = "") + `_line`.
+
+    Raises InputError for a missing/empty file, bad JSON, a missing required column, or non-UTF-8 bytes;
+    when `problems` is a list (skip mode), rows with non-UTF-8 bytes are dropped and reported there instead.
+    """
+    skip = problems is not None
+    path = Path(path)
+    if not path.exists():
+        raise _fail(path, "-", "", "file not found")
+    suffix = path.suffix.lower()
+    bad_lines: list[int] = []
+    if suffix in (".parquet", ".pq"):
+        df = pd.read_parquet(path)
+        if df.empty:
+            raise _fail(path, "-", "", "empty file: no rows")
+        df = df.astype(object).where(df.notna(), "").astype(str)
+        df[LINE] = np.arange(1, len(df) + 1, dtype=np.int64)
+    elif suffix in (".csv", ".jsonl", ".json", ".ndjson"):
+        bad_lines: list[int] = []
+        raw = path.read_bytes()
+        if not raw.strip():
+            raise _fail(path, "-", "", "empty file")
+        text, bad_lines = _decode(path, raw, skip)
+        if suffix == ".csv":
+            try:
+                df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+            except pd.errors.ParserError as e:
+                raise _fail(path, "-", "", f"not a valid CSV file: {e}") from None
+            if df.empty:
+                raise _fail(path, "-", "", "empty file: a header but no rows")
+            df[LINE] = _csv_lines(text, len(df))
+        else:
+            recs, lines = [], []
+            for i, ln in enumerate(text.splitlines(), start=1):
+                if not ln.strip():
+                    continue
+                try:
+                    obj = json.loads(ln)
+                except json.JSONDecodeError as e:
+                    raise _fail(path, "-", ln[:80], f"not valid JSON ({e.msg})", i) from None
+                if not isinstance(obj, dict):
+                    raise _fail(path, "-", ln[:80], "each line must be a JSON object", i)
+                recs.append(obj)
+                lines.append(i)
+            df = pd.DataFrame.from_records(recs)
+            df = df.astype(object).where(df.notna(), "").astype(str)
+            df[LINE] = np.asarray(lines, dtype=np.int64)
+    else:
+        raise _fail(path, "-", suffix, "unsupported file type: use .csv, .parquet or .jsonl")
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise _fail(path, missing[0], "", f"missing required column {missing[0]!r} "
+                    f"(found: {', '.join(c for c in df.columns if c != LINE)})", 1)
+    for c in optional:
+        if c not in df.columns:
+            df[c] = ""
+    keep = [*required, *optional, LINE]
+    df = df[keep].copy()
+    for c in (*required, *optional):
+        df[c] = df[c].astype(object).str.strip()
+    if bad_lines:
+        # the row holding a bad line is the last one that starts at or before it
+        rows = np.unique(np.searchsorted(df[LINE].to_numpy(), np.asarray(bad_lines), side="right") - 1)
+        rows = rows[rows >= 0]
+        for i in rows:
+            field = next((c for c in (*required, *optional) if "\ufffd" in df[c].iat[i]), "?")
+            value = df[field].iat[i] if field != "?" else ""
+            problems.append(RowProblem(str(path), int(df[LINE].iat[i]), field, value, "not valid UTF-8"))
+        df = df.drop(index=df.index[rows]).reset_index(drop=True)
+    return df
