@@ -1,6 +1,9 @@
 """Read, validate and merge input files into a KnowledgeGraph: the one pipeline both stores use."""
 from __future__ import annotations
 
+import os
+import resource
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +20,20 @@ from .schema import PRODUCT
 from .validate import (INTERACTION_COLUMNS, PRODUCT_COLUMNS, RELATION_COLUMNS, check_interactions,
                        check_products, check_relations)
 
-__all__ = ["BuildResult", "OnError", "merge_files"]
+__all__ = ["BuildResult", "OnError", "merge_files", "log_stage"]
 
 OnError = Literal["fail", "skip"]
+_T0 = time.perf_counter()
+
+
+def log_stage(name: str) -> None:
+    """Print `kg-stage: NAME (peak RSS so far)` to stderr when the KG_STAGE_LOG environment variable is set.
+
+    Benchmarks set it to say where a build spent its memory, or where it stopped when killed.
+    """
+    if os.environ.get("KG_STAGE_LOG"):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+        print(f"kg-stage: {name} [t={time.perf_counter() - _T0:.2f}s peak={peak:.2f}GiB]", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -49,6 +63,7 @@ def merge_files(graph: KnowledgeGraph, products: str | Path | None = None,
 
     def read(path, cols, what):
         bar.set_postfix_str(f"read {Path(path).name}")
+        log_stage(f"read {what}")
         df = read_table(path, *cols, problems=problems if skip else None)
         bar.update(1)
         return df
@@ -57,15 +72,23 @@ def merge_files(graph: KnowledgeGraph, products: str | Path | None = None,
     known = pd.Index(catalog.loc[catalog["in_catalog"], "id"], dtype=object)
     prod_rows = inter_rows = rel_rows = None
     if products is not None:
-        prod_rows, p = check_products(read(products, PRODUCT_COLUMNS, "products"), str(products))
+        df = read(products, PRODUCT_COLUMNS, "products")
+        log_stage("validate products")
+        prod_rows, p = check_products(df, str(products))
+        del df  # the raw strings can go before the next file is read
         problems += p
         known = known.append(pd.Index(prod_rows["product_id"], dtype=object)).unique()
     if interactions is not None:
-        inter_rows, p = check_interactions(read(interactions, INTERACTION_COLUMNS, "interactions"),
-                                           str(interactions), known)
+        df = read(interactions, INTERACTION_COLUMNS, "interactions")
+        log_stage("validate interactions")
+        inter_rows, p = check_interactions(df, str(interactions), known)
+        del df
         problems += p
     if relations is not None:
-        rel_rows, p = check_relations(read(relations, RELATION_COLUMNS, "relations"), str(relations), known)
+        df = read(relations, RELATION_COLUMNS, "relations")
+        log_stage("validate relations")
+        rel_rows, p = check_relations(df, str(relations), known)
+        del df
         problems += p
     if problems and not skip:
         bar.close()
@@ -76,8 +99,10 @@ def merge_files(graph: KnowledgeGraph, products: str | Path | None = None,
                            (rel_rows, add_relations, "relations")):
         if rows is not None:
             bar.set_postfix_str(f"merge {name}")
+            log_stage(f"merge {name}")
             result.delta.merge(fn(graph, rows))
             bar.update(1)
     bar.close()
+    log_stage("merged")
     result.seconds = time.perf_counter() - t0
     return result

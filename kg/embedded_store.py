@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .build import log_stage
 from .graph import EDGE_DTYPES, NODE_DTYPES, KnowledgeGraph, empty_edge_table
 from .ingest import Delta
 from .schema import NODE_LABELS, REL_TYPES
@@ -56,6 +57,7 @@ class EmbeddedStore:
             if self.path.exists() and not self.path.is_dir():
                 raise NotADirectoryError(f"store path {self.path} exists and is not a directory")
             return KnowledgeGraph()
+        log_stage("load store")
         meta = json.loads((vd / "meta.json").read_text(encoding="utf-8"))
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{vd}: store format {meta.get('format_version')} is not {FORMAT_VERSION}")
@@ -71,6 +73,7 @@ class EmbeddedStore:
         and a version exists. Returns True if a new version was written."""
         if delta is not None and self.exists() and not any(vars(delta.changes).values()):
             return False
+        log_stage("write store")
         self.path.mkdir(parents=True, exist_ok=True)
         old = self.version_dir
         n = int(old.name.rsplit("v", 1)[1]) + 1 if old else 1
@@ -96,6 +99,7 @@ class EmbeddedStore:
         os.replace(cur_tmp, self.path / _CURRENT)  # the atomic swap
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        log_stage("written")
         return True
 
 
