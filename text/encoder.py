@@ -148,6 +148,8 @@ class TextEncoder:
     # ------------------------------------------------------------------ tokenization
     def _token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         texts = _check_texts(texts)
+        if not texts:
+            return []
         out = self.tokenizer(
             texts,
             truncation=True,
