@@ -1,0 +1,430 @@
+"""The Neo4j graph store: the knowledge graph in a Neo4j 5 database, written incrementally.
+
+Same protocol as `EmbeddedStore`: `load()` reads the whole graph back into a `KnowledgeGraph` (so
+Neo4j can be the source of truth) and `write(graph, delta)` writes what the `Delta` of a build says
+changed: upserted nodes, deleted relationships, then created relationships, each in batched
+`UNWIND $rows ... MERGE` statements (one managed transaction per batch). Every statement is MERGE or
+an exact-match DELETE, so writing the same delta twice changes nothing and a write interrupted half
+way is completed by running the build again.
+
+The delta only says *which* nodes and relationships to touch; their values, node indices and edge
+order are taken from `graph`, the in-memory truth after the build. All Cypher lives in `kg.cypher`.
+
+Usage::
+
+    with Neo4jStore(Neo4jConfig.from_env()) as store:
+        graph = store.load()
+        result = kg.merge_files(graph, products="products.csv", interactions="events.csv")
+        store.write(graph, result.delta)
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import cypher
+from .graph import EDGE_DTYPES, NODE_DTYPES, KnowledgeGraph
+from .ingest import Delta
+from .schema import INTERACTED, NODE_LABELS, NODE_PROPERTIES, REL_SPECS, REL_TYPES
+
+__all__ = ["Neo4jConfig", "Neo4jStore", "Neo4jConnectionError", "WriteCounters", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+_ENV_HINT = ("check NEO4J_URI, NEO4J_USERNAME (or NEO4J_USER), NEO4J_PASSWORD and NEO4J_DATABASE "
+             "or the matching --neo4j-* flags")
+
+
+def _sleep(seconds: float) -> None:  # a seam for the unit tests
+    time.sleep(seconds)
+
+
+class Neo4jConnectionError(ConnectionError):
+    """The server could not be reached (after the configured retries) or refused the credentials."""
+
+
+@dataclass
+class Neo4jConfig:
+    """How to reach the server and how to write to it.
+
+    Args:
+        uri: `bolt://host:7687` or `neo4j://host:7687` (`+s` / `+ssc` for TLS).
+        user: user name.
+        password: password (left out of `repr`).
+        database: database name; None = the server's default database.
+        batch_size: rows per `UNWIND $rows` statement (default 5000).
+        max_retries: connection attempts before giving up (default 5).
+        retry_wait_s: wait before the second attempt; doubles after each failure (default 1.0).
+        connect_timeout_s: socket timeout of one connection attempt (default 10.0).
+    """
+
+    uri: str
+    user: str
+    password: str = field(repr=False)
+    database: str | None = None
+    batch_size: int = 5000
+    max_retries: int = 5
+    retry_wait_s: float = 1.0
+    connect_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        scheme = self.uri.split("://", 1)[0] if "://" in self.uri else ""
+        if scheme not in _SCHEMES:
+            raise ValueError(f"Neo4j URI {self.uri!r} must start with one of "
+                             f"{', '.join(s + '://' for s in _SCHEMES)}")
+        if not self.password:
+            raise ValueError("Neo4j password is empty: set NEO4J_PASSWORD or pass --neo4j-password")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_retries < 1:
+            raise ValueError(f"max_retries must be >= 1, got {self.max_retries}")
+        if self.retry_wait_s < 0 or self.connect_timeout_s <= 0:
+            raise ValueError(f"retry_wait_s must be >= 0 and connect_timeout_s > 0, "
+                             f"got {self.retry_wait_s} and {self.connect_timeout_s}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Neo4jConfig":
+        """Config from NEO4J_URI, NEO4J_USERNAME (falling back to NEO4J_USER, then "neo4j"),
+        NEO4J_PASSWORD and NEO4J_DATABASE; `overrides` (e.g. command-line flags) win unless None."""
+        env = os.environ if environ is None else environ
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown Neo4jConfig field(s): {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {
+            "uri": env.get("NEO4J_URI") or None,
+            "user": env.get("NEO4J_USERNAME") or env.get("NEO4J_USER") or "neo4j",
+            "password": env.get("NEO4J_PASSWORD") or None,
+            "database": env.get("NEO4J_DATABASE") or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if not values["uri"]:
+            raise ValueError("no Neo4j URI: set NEO4J_URI (e.g. bolt://localhost:7687) or pass --neo4j-uri")
+        if not values["password"]:
+            raise ValueError("no Neo4j password: set NEO4J_PASSWORD (the one docker-compose.yml was "
+                             "started with) or pass --neo4j-password")
+        return cls(**values)
+
+
+@dataclass
+class WriteCounters:
+    """What the server reported for one `write()`, summed over its statements."""
+
+    nodes_created: int = 0
+    relationships_created: int = 0
+    relationships_deleted: int = 0
+    properties_set: int = 0
+    statements: int = 0
+
+    def add(self, counters: Any) -> None:
+        self.nodes_created += counters.nodes_created
+        self.relationships_created += counters.relationships_created
+        self.relationships_deleted += counters.relationships_deleted
+        self.properties_set += counters.properties_set
+        self.statements += 1
+
+
+class Neo4jStore:
+    """A KnowledgeGraph in Neo4j; `load()` and `write()` as in `EmbeddedStore`.
+
+    Args:
+        config: connection and batching settings (`Neo4jConfig.from_env()`).
+        driver: an open `neo4j.Driver` to use instead of creating one (tests inject a fake).
+        show_progress: show a tqdm bar while writing.
+    """
+
+    def __init__(self, config: Neo4jConfig, driver: Any = None, *, show_progress: bool = True) -> None:
+        self.config = config
+        self.show_progress = show_progress
+        self.last_counters = WriteCounters()
+        self._driver = driver
+        self._owns_driver = driver is None
+        self._verified = False
+
+    def __repr__(self) -> str:
+        return f"Neo4jStore({self.config.uri!r}, database={self.config.database!r})"
+
+    def __enter__(self) -> "Neo4jStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- connection -------------------------------------------------------------------------------------
+    def connect(self) -> Any:
+        """The driver, connected: verifies connectivity with up to `max_retries` attempts and
+        exponential backoff, then raises Neo4jConnectionError naming the URI and the settings to check."""
+        if self._driver is not None and self._verified:
+            return self._driver
+        import neo4j
+        from neo4j.exceptions import AuthError, DatabaseUnavailable, ServiceUnavailable
+
+        cfg = self.config
+        if self._driver is None:
+            self._driver = neo4j.GraphDatabase.driver(cfg.uri, auth=(cfg.user, cfg.password),
+                                                      connection_timeout=cfg.connect_timeout_s)
+            self._owns_driver = True
+        wait, last = cfg.retry_wait_s, None
+        for attempt in range(1, cfg.max_retries + 1):
+            try:
+                self._driver.verify_connectivity()
+                self._verified = True
+                return self._driver
+            except AuthError as e:
+                raise Neo4jConnectionError(
+                    f"Neo4j at {cfg.uri} refused the credentials of user {cfg.user!r} ({e}); {_ENV_HINT}") from e
+            except (ServiceUnavailable, DatabaseUnavailable, OSError) as e:
+                last = e
+                if attempt < cfg.max_retries:
+                    _sleep(wait)
+                    wait *= 2
+        raise Neo4jConnectionError(
+            f"cannot reach Neo4j at {cfg.uri} after {cfg.max_retries} attempts ({type(last).__name__}: {last}). "
+            f"Is the server running (`docker compose up -d`, see docs/neo4j.md)? {_ENV_HINT}") from last
+
+    def close(self) -> None:
+        if self._driver is not None and self._owns_driver:
+            self._driver.close()
+            self._driver = None
+        self._verified = False
+
+    def _run(self, query: str, params: dict[str, Any] | None = None, *, read: bool = False) -> Any:
+        import neo4j
+        return self.connect().execute_query(
+            query, params or {}, database_=self.config.database,
+            routing_=neo4j.RoutingControl.READ if read else neo4j.RoutingControl.WRITE)
+
+    def _read_table(self, query: str) -> pd.DataFrame:
+        import neo4j
+        keys, values = self.connect().execute_query(
+            query, {}, database_=self.config.database, routing_=neo4j.RoutingControl.READ,
+            result_transformer_=_keys_and_values)
+        return pd.DataFrame(values, columns=list(keys), dtype=object)
+
+    # --- protocol ---------------------------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Create the uniqueness constraint on `id` of every label (no-op for existing ones)."""
+        for statement in cypher.schema_statements():
+            self._run(statement)
+
+    def exists(self) -> bool:
+        """True if the database holds at least one node of a knowledge-graph label."""
+        return bool(self._run(cypher.ANY_GRAPH_NODE, read=True).records[0]["found"])
+
+    def meta(self) -> dict:
+        """Format version, write counter, time and `info` of the last write ({} if none)."""
+        records = self._run(cypher.READ_META, read=True).records
+        if not records:
+            return {}
+        r = records[0]
+        return {"format_version": r["format_version"], "version": r["version"], "written_at": r["written_at"],
+                "info": json.loads(r["info_json"] or "{}"), "counts": json.loads(r["counts_json"] or "{}")}
+
+    def load(self) -> KnowledgeGraph:
+        """The stored graph (empty if the database holds none), equal to the one that was written."""
+        fmt = self.meta().get("format_version")
+        if fmt is not None and fmt != FORMAT_VERSION:
+            raise ValueError(f"Neo4j at {self.config.uri}: stored format {fmt} is not {FORMAT_VERSION}")
+        g = KnowledgeGraph()
+        for label in NODE_LABELS:
+            g.set_nodes(label, _node_table(label, self._read_table(cypher.read_nodes(label))))
+        for t in REL_TYPES:
+            table = self._read_table(cypher.read_relationships(t))
+            if len(table):
+                g.edges[t] = _edge_table(t, table)
+        return g
+
+    def write(self, graph: KnowledgeGraph, delta: Delta | None = None, info: dict | None = None) -> bool:
+        """Write what `delta` changed (all of `graph` when `delta` is None); returns False, writing
+        nothing, when the delta is empty and the database already holds a graph.
+
+        The server's counters are kept in `last_counters`.
+        """
+        self.last_counters = WriteCounters()
+        if delta is not None and not any(vars(delta.changes).values()) and self.exists():
+            return False
+        self.ensure_schema()
+        steps = list(self._plan(graph, delta))
+        bar = tqdm(total=sum(len(rows) for _, _, rows in steps), desc="write Neo4j", unit="row",
+                   disable=not self.show_progress)
+        try:
+            for name, statement, rows in steps:
+                bar.set_postfix_str(name)
+                for batch in _batches(rows, self.config.batch_size):
+                    self.last_counters.add(self._run(statement, {"rows": batch}).summary.counters)
+                    bar.update(len(batch))
+        finally:
+            bar.close()
+        props = {"format_version": FORMAT_VERSION, "written_at": time.time(),
+                 "info_json": json.dumps(info or {}, default=str), "counts_json": json.dumps(graph.counts())}
+        self._run(cypher.WRITE_META, {"props": props})
+        return True
+
+    def clear(self) -> int:
+        """Delete every knowledge-graph node (and its relationships) and the meta node, in batches.
+        Nodes of other labels are left alone. Returns the number of nodes deleted."""
+        deleted = 0
+        for label in NODE_LABELS:
+            while True:
+                n = self._run(cypher.delete_nodes(label), {"batch": self.config.batch_size}).records[0]["deleted"]
+                deleted += n
+                if n == 0:
+                    break
+        self._run(cypher.DELETE_META)
+        return deleted
+
+    # --- planning ---------------------------------------------------------------------------------------
+    def _plan(self, graph: KnowledgeGraph, delta: Delta | None) -> Iterator[tuple[str, str, list[dict]]]:
+        """(name, statement, rows) in write order: nodes, deleted relationships, created relationships."""
+        for label in NODE_LABELS:
+            ids = None if delta is None else delta.nodes.get(label)
+            if ids is None and delta is not None:
+                continue
+            rows = node_rows(graph, label, None if ids is None else ids["id"])
+            if rows:
+                yield label, cypher.upsert_nodes(label), rows
+        if delta is not None:
+            for t in REL_TYPES:
+                if t in delta.deleted:
+                    rows = deleted_rows(graph, t, delta.deleted[t])
+                    if rows:
+                        yield f"-{t}", cypher.delete_relationships(t), rows
+        for t in REL_TYPES:
+            created = None if delta is None else delta.created.get(t)
+            if created is None and delta is not None:
+                continue
+            if created is not None and t != INTERACTED:
+                first = self._next_order(t)
+            else:
+                first = 0
+            rows = relationship_rows(graph, t, created, first)
+            if rows:
+                yield t, cypher.merge_relationships(t), rows
+
+    def _next_order(self, rel_type: str) -> int:
+        top = self._run(cypher.max_order(rel_type), read=True).records[0]["max_order"]
+        return 0 if top is None else int(top) + 1
+
+
+# --- rows for the write statements (pure functions: unit-tested without a server) ----------------------
+def _column(s: pd.Series) -> list:
+    """Python values for the driver; NaN / <NA> become None (Neo4j stores no nulls: the property is removed)."""
+    values = s.astype(object).tolist()
+    for i in np.flatnonzero(s.isna().to_numpy()):
+        values[i] = None
+    return values
+
+
+def _records(columns: dict[str, list]) -> list[dict]:
+    keys = list(columns)
+    return [dict(zip(keys, vals)) for vals in zip(*columns.values())] if keys else []
+
+
+def node_rows(graph: KnowledgeGraph, label: str, ids: pd.Series | None = None) -> list[dict]:
+    """`[{id, props}]` for the nodes `ids` (all when None), in index order; props include `idx`."""
+    table = graph.nodes[label]
+    if ids is None:
+        idx = np.arange(len(table), dtype=np.int64)
+    else:
+        idx = np.unique(graph.id_map(label).indices(pd.unique(pd.Series(ids, dtype=object))))
+    sub = table.iloc[idx]
+    props = {cypher.NODE_INDEX: idx.tolist(), **{p: _column(sub[p]) for p in NODE_PROPERTIES[label]}}
+    return [{"id": i, "props": p} for i, p in zip(sub[cypher.NODE_KEY].tolist(), _records(props))]
+
+
+def _positions(graph: KnowledgeGraph, rel_type: str, rows: pd.DataFrame) -> np.ndarray:
+    """Row position in graph.edges[rel_type] of each (src_id, dst_id[, seq]) row of a delta, -1 if absent."""
+    table = graph.edges_of(rel_type)
+    if rel_type == INTERACTED:
+        return pd.Index(table["seq"]).get_indexer(pd.Index(rows["seq"].astype("int64")))
+    spec = REL_SPECS[rel_type]
+    src = graph.id_map(spec.src).indices(rows["src_id"], missing="-1")
+    dst = graph.id_map(spec.dst).indices(rows["dst_id"], missing="-1")
+    have = pd.MultiIndex.from_arrays([table["src"].to_numpy(), table["dst"].to_numpy()])
+    pos = have.get_indexer(pd.MultiIndex.from_arrays([src, dst]))
+    return np.where((src >= 0) & (dst >= 0), pos, -1)
+
+
+def relationship_rows(graph: KnowledgeGraph, rel_type: str, created: pd.DataFrame | None = None,
+                      first_order: int = 0) -> list[dict]:
+    """`[{src_id, dst_id, [seq,] props}]` for the created relationships still in `graph` (all when None),
+    in table order. Non-INTERACTED types get `ord` = first_order, first_order + 1, ... in that order."""
+    table = graph.edges_of(rel_type)
+    if created is None:
+        pos = np.arange(len(table), dtype=np.int64)
+    else:
+        pos = np.unique(_positions(graph, rel_type, created))
+        pos = pos[pos >= 0]
+    if not len(pos):
+        return []
+    sub = table.iloc[pos]
+    spec = REL_SPECS[rel_type]
+    cols: dict[str, list] = {
+        "src_id": graph.nodes[spec.src]["id"].to_numpy()[sub["src"].to_numpy()].tolist(),
+        "dst_id": graph.nodes[spec.dst]["id"].to_numpy()[sub["dst"].to_numpy()].tolist(),
+    }
+    keys = cypher.REL_KEYS[rel_type]
+    for k in keys:
+        cols[k] = _column(sub[k])
+    if rel_type == INTERACTED:
+        props = {p: _column(sub[p]) for p in spec.properties if p not in keys}
+    else:
+        props = {cypher.ORD: list(range(first_order, first_order + len(sub)))}
+    cols["props"] = _records(props)
+    return _records(cols)
+
+
+def deleted_rows(graph: KnowledgeGraph, rel_type: str, deleted: pd.DataFrame) -> list[dict]:
+    """`[{src_id, dst_id[, seq]}]` for the deleted relationships that `graph` does not hold (again)."""
+    if not len(deleted):
+        return []
+    gone = deleted[_positions(graph, rel_type, deleted) < 0]
+    keys = ["src_id", "dst_id", *cypher.REL_KEYS[rel_type]]
+    gone = gone.drop_duplicates(keys)
+    return _records({k: _column(gone[k]) for k in keys})
+
+
+def _batches(rows: list[dict], size: int) -> Iterator[list[dict]]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+# --- read-back -----------------------------------------------------------------------------------------
+def _keys_and_values(result: Any) -> tuple[list[str], list[list]]:
+    """Result transformer: column names and rows as lists (no Record objects kept)."""
+    keys = list(result.keys())
+    return keys, result.values()
+
+
+def _typed(table: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
+    out = {}
+    for c, d in dtypes.items():
+        s = table[c] if c in table else pd.Series([], dtype=object)
+        out[c] = s.astype(object) if d == "object" else s.astype(d)
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def _node_table(label: str, table: pd.DataFrame) -> pd.DataFrame:
+    """Typed node table from read rows; `idx` must be exactly 0..n-1 (else the data was not written by us)."""
+    idx = table[cypher.NODE_INDEX] if len(table) else pd.Series([], dtype=object)
+    if idx.isna().any():
+        raise ValueError(f"{int(idx.isna().sum())} {label} node(s) have no `{cypher.NODE_INDEX}` property: "
+                         f"they were not written by Neo4jStore (delete them or use an empty database)")
+    if not np.array_equal(idx.astype("int64").to_numpy(), np.arange(len(table))):
+        raise ValueError(f"{label} nodes' `{cypher.NODE_INDEX}` values are not 0..{len(table) - 1}: "
+                         f"the database holds a graph this store did not write (or two graphs mixed)")
+    if label == "Product" and len(table) and table["in_catalog"].isna().any():
+        raise ValueError("Product node(s) without `in_catalog`: they were not written by Neo4jStore")
+    return _typed(table, NODE_DTYPES[label])
+
+
+def _edge_table(rel_type: str, table: pd.DataFrame) -> pd.DataFrame:
+    return _typed(table, EDGE_DTYPES[rel_type])
