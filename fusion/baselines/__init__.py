@@ -1,0 +1,81 @@
+"""Baselines behind one interface (`Recommender.fit(TrainData)` / `.score(users)`), one file per algorithm.
+
+`BASELINES` maps each evaluation name to its class; `DEFAULTS` holds the documented, validation-tuned
+hyper-parameters per dataset family ("default" when no dataset-specific values exist); `GRIDS` the small
+grids `scripts/evaluate.py --tune` searches on the validation split.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .base import Recommender, TrainData, interaction_matrix
+from .bpr_mf import BPRMF
+from .ease import EASE
+from .implicit_als import ImplicitALS
+from .implicit_bpr import ImplicitBPR
+from .itemknn import ItemKNN
+from .lightfm_warp import LightFMWarp
+from .lightgcn import LightGCN
+from .popularity import Popularity
+from .side_info import item_features, products_frame
+from .text_only import TextOnly
+
+__all__ = [
+    "Recommender", "TrainData", "interaction_matrix", "BASELINES", "GRIDS", "DEFAULTS", "REQUIRES",
+    "Popularity", "ItemKNN", "EASE", "BPRMF", "LightGCN", "TextOnly", "ImplicitALS", "ImplicitBPR",
+    "LightFMWarp", "item_features", "products_frame", "available", "make_baseline",
+]
+
+BASELINES: dict[str, type[Recommender]] = {
+    "popularity": Popularity, "itemknn": ItemKNN, "ease": EASE, "bpr_mf": BPRMF, "lightgcn": LightGCN,
+    "text_only": TextOnly, "implicit_als": ImplicitALS, "implicit_bpr": ImplicitBPR, "lightfm": LightFMWarp,
+}
+
+# Optional packages each baseline needs (skipped with a message when missing).
+REQUIRES: dict[str, str] = {"implicit_als": "implicit", "implicit_bpr": "implicit", "lightfm": "lightfm",
+                            "text_only": "transformers"}
+
+# Small validation grids (`--tune`); every point is scored by validation NDCG@10 of a model fitted on the
+# training part only. Iterative models (bpr_mf, lightgcn) also stop early inside each point.
+GRIDS: dict[str, list[dict[str, Any]]] = {
+    "popularity": [{}],
+    "itemknn": [{"num_neighbors": k, "shrink": s} for k in (50, 100, 200, 500) for s in (0.0, 10.0, 50.0)],
+    "ease": [{"reg": r} for r in (50.0, 100.0, 250.0, 500.0, 1000.0)],
+    "bpr_mf": [{"dim": 64, "lr": lr, "reg": r, "epochs": 100} for lr in (0.001, 0.005) for r in (1e-5, 1e-4)],
+    "lightgcn": [{"num_layers": l, "dim": 64, "lr": lr, "epochs": 150} for l in (2, 3) for lr in (0.005, 0.01)],
+    "text_only": [{}],
+    "implicit_als": [{"factors": f, "regularization": r, "alpha": a, "iterations": 15}
+                     for f in (64, 128) for r in (0.01, 0.1) for a in (1.0, 10.0)],
+    "implicit_bpr": [{"factors": f, "learning_rate": lr, "regularization": 0.01, "iterations": 100}
+                     for f in (64, 128) for lr in (0.01, 0.05)],
+    "lightfm": [{"no_components": c, "learning_rate": 0.05, "epochs": e} for c in (32, 64) for e in (10, 30)],
+}
+
+# Tuned values (see docs/results.md for how they were found); keyed by dataset name, then "default".
+DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "default": {},
+}
+
+
+def available(name: str) -> str | None:
+    """None when baseline `name` can run here, else why not."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+    mod = REQUIRES.get(name)
+    if mod is None:
+        return None
+    try:
+        importlib.import_module(mod)
+    except ImportError as e:
+        return f"{mod} is not importable ({e})"
+    return None
+
+
+def make_baseline(name: str, dataset: str | None = None, **overrides: Any) -> Recommender:
+    """The baseline `name` with the tuned hyper-parameters for `dataset` (else its class defaults)."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+    params = {**DEFAULTS.get("default", {}).get(name, {}), **DEFAULTS.get(dataset or "", {}).get(name, {}),
+              **overrides}
+    return BASELINES[name](**params)

@@ -1,0 +1,120 @@
+"""The fit / evaluate loop shared by every model: optional validation tuning, final fit, timing, test metrics.
+
+Protocol (the same for every model, in the same run): tune on validation with models fitted on the training
+part; then fit once more on train + validation with the chosen hyper-parameters (timed: `fit_seconds`) and
+rank every recommendable product for each test user, excluding the items that final model was fitted on.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kg.graph import KnowledgeGraph
+
+from .metrics import evaluate_model, ndcg_at_k, rank_top_k
+from .splits import Split
+
+__all__ = ["RunResult", "evaluate_recommender", "run_baselines", "tune", "validation_ndcg"]
+
+
+@dataclass
+class RunResult:
+    """One model's outcome on one split."""
+
+    name: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    cold_start: dict[str, float]
+    fit_seconds: float
+    eval_seconds: float
+    tuning: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _train_data(graph: KnowledgeGraph, split: Split, final: bool, seed: int, cache_dir: str | None):
+    from fusion.baselines.base import TrainData
+
+    return TrainData.from_graph(split.fit_graph(graph, final), valid=None if final else split.valid,
+                                seed=seed, cache_dir=cache_dir)
+
+
+def validation_ndcg(model, train) -> float:
+    """NDCG@10 of a fitted model on all validation users, its training items excluded."""
+    users = np.flatnonzero(np.diff(train.valid.indptr) > 0)
+    top = rank_top_k(model.score, users, 10, train.user_items)
+    return ndcg_at_k(top, train.valid[users], 10)
+
+
+def tune(make: Callable[..., Any], grid: Sequence[dict[str, Any]], train, log: Callable[[str], None] = print
+         ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Fit `make(**point)` on `train` (whose `valid` is set) for each grid point; best by validation NDCG@10.
+
+    Iterative models that stop early report `best_epoch_`, which replaces `epochs` in the chosen point.
+    """
+    rows = []
+    for point in grid:
+        t0 = time.perf_counter()
+        model = make(**point).fit(train)
+        v = validation_ndcg(model, train)
+        chosen = dict(point)
+        if hasattr(model, "best_epoch_"):
+            chosen["epochs"] = int(model.best_epoch_)
+        rows.append({"params": chosen, "valid_ndcg@10": v, "seconds": time.perf_counter() - t0})
+        log(f"    {chosen}: valid NDCG@10 {v:.4f} ({rows[-1]['seconds']:.1f}s)")
+    best = max(rows, key=lambda r: r["valid_ndcg@10"])
+    return best["params"], rows
+
+
+def evaluate_recommender(model, name: str, graph: KnowledgeGraph, split: Split, seed: int = 0,
+                         cache_dir: str | None = None, ks: Sequence[int] = (10, 20),
+                         train=None) -> RunResult:
+    """Fit `model` on train + valid (timed) and score it on the test split."""
+    train = train if train is not None else _train_data(graph, split, True, seed, cache_dir)
+    test = _test_matrix(split, train)
+    t0 = time.perf_counter()
+    model.fit(train)
+    fit_s = time.perf_counter() - t0
+    cold = np.asarray(train.user_items.sum(axis=0)).ravel() == 0
+    t0 = time.perf_counter()
+    metrics, cold_start = evaluate_model(model, test, train.user_items, ks, cold_items=cold)
+    return RunResult(name, model.params(), metrics, cold_start, fit_s, time.perf_counter() - t0)
+
+
+def _test_matrix(split: Split, train):
+    from fusion.baselines.base import interaction_matrix
+
+    m = interaction_matrix(split.test, train.num_users, train.column_of)
+    m.resize((train.num_users, train.num_items))
+    return m
+
+
+def run_baselines(graph: KnowledgeGraph, split: Split, names: Sequence[str], dataset: str | None = None,
+                  do_tune: bool = False, seed: int = 0, cache_dir: str | None = None,
+                  ks: Sequence[int] = (10, 20), log: Callable[[str], None] = print) -> list[RunResult]:
+    """Evaluate the named baselines on one split, in order; a baseline that cannot run here is skipped
+    with a logged reason."""
+    from fusion.baselines import GRIDS, available, make_baseline
+
+    final = _train_data(graph, split, True, seed, cache_dir)
+    tuning_data = _train_data(graph, split, False, seed, cache_dir) if do_tune else None
+    results = []
+    for name in names:
+        why = available(name)
+        if why is not None:
+            log(f"skip {name}: {why}")
+            continue
+        rows: list[dict[str, Any]] = []
+        overrides: dict[str, Any] = {}
+        if do_tune and len(GRIDS.get(name, [{}])) > 1:
+            log(f"tune {name} on validation ({len(GRIDS[name])} points)")
+            overrides, rows = tune(lambda **p: make_baseline(name, dataset, **p), GRIDS[name], tuning_data, log)
+        model = make_baseline(name, dataset, **overrides)
+        res = evaluate_recommender(model, name, graph, split, seed, cache_dir, ks, train=final)
+        res.tuning = rows
+        log(f"{name}: NDCG@10 {res.metrics['ndcg@10']:.4f}  Recall@20 {res.metrics['recall@20']:.4f}  "
+            f"fit {res.fit_seconds:.1f}s  eval {res.eval_seconds:.1f}s  {res.params}")
+        results.append(res)
+    return results

@@ -1,0 +1,104 @@
+"""Evaluate baselines (and, once it exists, our fusion model) on one split of a graph store.
+
+    python scripts/evaluate.py --store work/scientific/store --split loo --baselines all \
+        --json out/eval_scientific.json --plot out/eval_scientific.png
+
+Prints a markdown table (best value per column in bold), writes the JSON results and a bar chart of
+NDCG@10 and Recall@20. Every model is fitted on the same training graph, which never holds a test pair.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+BASELINE_NAMES = ("popularity", "itemknn", "ease", "bpr_mf", "lightgcn", "text_only", "implicit_als",
+                  "implicit_bpr", "lightfm")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--store", required=True, help="embedded graph store directory")
+    p.add_argument("--split", required=True, choices=("loo", "time", "file"))
+    p.add_argument("--test-interactions", help="test file (user_id, product_id[, timestamp]) for --split file")
+    p.add_argument("--model", help="trained fusion model directory (issue 5)")
+    p.add_argument("--baselines", default="all", help="'all', 'none' or a comma-separated list of "
+                   + ", ".join(BASELINE_NAMES))
+    p.add_argument("--dataset", help="dataset name for the report and the tuned defaults "
+                   "(default: from the store path, e.g. 'scientific')")
+    p.add_argument("--tune", action="store_true", help="re-run the validation grids instead of the tuned defaults")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write results JSON here")
+    p.add_argument("--plot", help="write the PNG bar chart here")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
+    a = p.parse_args(argv)
+    if a.split == "file" and not a.test_interactions:
+        p.error("--split file needs --test-interactions F")
+    if a.split != "file" and a.test_interactions:
+        p.error("--test-interactions is only used with --split file")
+    if a.baselines in ("all", ""):
+        a.names = list(BASELINE_NAMES)
+    elif a.baselines == "none":
+        a.names = []
+    else:
+        a.names = [x.strip() for x in a.baselines.split(",") if x.strip()]
+        bad = [x for x in a.names if x not in BASELINE_NAMES]
+        if bad:
+            p.error(f"unknown baseline {bad[0]!r}; choose from {', '.join(BASELINE_NAMES)}")
+    return a
+
+
+def dataset_name(store: Path) -> str:
+    """'work/scientific/store' -> 'scientific'."""
+    return store.parent.name if store.name in ("store", "graph") else store.name
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import kg
+    from fusion.evaluation import (make_split, markdown_table, plot_results, results_json, run_baselines,
+                                   write_json)
+
+    store = Path(args.store)
+    if not kg.EmbeddedStore(store).exists():
+        print(f"error: no graph store at {store} (build one with scripts/build_graph.py)", file=sys.stderr)
+        return 2
+    import torch
+
+    torch.set_num_threads(args.threads)
+    dataset = args.dataset or dataset_name(store)
+    t0 = time.perf_counter()
+    graph = kg.EmbeddedStore(store).load()
+    split = make_split(graph, args.split, seed=args.seed, test_file=args.test_interactions)
+    print(split.summary(), file=sys.stderr)
+    if split.info.get("test_users_unknown"):
+        print(f"dropped {split.info['test_users_unknown']:,} test users unknown to the store "
+              f"({split.info['test_rows_unknown_user']:,} rows)", file=sys.stderr)
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    results = run_baselines(graph, split, args.names, dataset=dataset, do_tune=args.tune, seed=args.seed,
+                            cache_dir=str(store / "text_cache"), log=log)
+    if args.model:
+        print(f"fusion model not available yet (issue 5): --model {args.model} ignored", file=sys.stderr)
+    if not results:
+        print("error: nothing was evaluated", file=sys.stderr)
+        return 1
+    print(f"\n### {dataset} ({args.split} split)\n")
+    print(markdown_table(results))
+    extra = {"split_info": {**split.info, "train": len(split.train), "valid": len(split.valid),
+                            "test": len(split.test), "test_users": int(split.test["src"].nunique())},
+             "seed": args.seed, "tuned": args.tune, "total_seconds": round(time.perf_counter() - t0, 1)}
+    if args.json:
+        write_json(results_json(results, dataset, args.split, extra), args.json)
+        print(f"wrote {args.json}", file=sys.stderr)
+    if args.plot:
+        plot_results(results, args.plot, title=f"{dataset} ({args.split})")
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
