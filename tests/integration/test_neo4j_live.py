@@ -1,0 +1,102 @@
+"""Neo4jStore against a live server: schema, batched writes, idempotence, increments, read-back and the
+exploration queries of docs/neo4j.md. Start a server with `docker compose up -d` and set NEO4J_URI
+and NEO4J_PASSWORD (docs/neo4j.md)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+if not os.environ.get("NEO4J_URI"):
+    pytest.skip("NEO4J_URI not set: live Neo4j tests skipped (start one with docker compose up -d, "
+                "see docs/neo4j.md)", allow_module_level=True)
+
+import neo4j  # noqa: E402
+
+import kg  # noqa: E402
+from kg import cypher  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+
+def _build(store, **paths):
+    graph = store.load()
+    result = kg.merge_files(graph, show_progress=False, **paths)
+    written = store.write(graph, result.delta, info={"files": sorted(map(str, paths.values()))})
+    return graph, result, written
+
+
+def test_write_and_load_round_trip(live_store, kg_files):
+    graph, result, written = _build(live_store, **kg_files)
+    assert written
+    c = live_store.last_counters
+    assert c.nodes_created == result.delta.changes.nodes_created
+    assert c.relationships_created == result.delta.changes.relationships_created
+    assert c.statements > len(kg.NODE_LABELS)  # batch size 3: several transactions
+    kg.assert_graphs_equal(live_store.load(), graph)
+    assert live_store.meta()["counts"] == graph.counts()
+
+
+def test_second_write_creates_nothing(live_store, kg_files):
+    graph, result, _ = _build(live_store, **kg_files)
+    live_store.write(graph, result.delta)  # the same delta again: MERGE finds everything
+    assert live_store.last_counters.nodes_created == 0
+    assert live_store.last_counters.relationships_created == 0
+    graph2, result2, written = _build(live_store, **kg_files)  # the same files again: empty delta
+    assert not written and not any(vars(result2.delta.changes).values())
+    kg.assert_graphs_equal(live_store.load(), graph)
+
+
+def test_incremental_interactions_and_product_updates(live_store, kg_files, tmp_path):
+    _build(live_store, **kg_files)
+    (tmp_path / "more.csv").write_text("user_id,product_id,timestamp,event,weight\n"
+                                       "U3,B0003,2015-01-01,view,1\nU1,B0001,2014-04-18,purchase,1\n",
+                                       encoding="utf-8")
+    graph, result, _ = _build(live_store, interactions=tmp_path / "more.csv")
+    assert live_store.last_counters.nodes_created == 1 and live_store.last_counters.relationships_created == 1
+    kg.assert_graphs_equal(live_store.load(), graph)
+
+    (tmp_path / "p2.csv").write_text("product_id,title,description,brand,categories,price\n"
+                                     "B0002,Lip Balm,,Hairy Co,Beauty > Hair,3\n"
+                                     "B0001,Rose Cream,x,Acme,Beauty > Gifts,\n", encoding="utf-8")
+    graph, result, _ = _build(live_store, products=tmp_path / "p2.csv")
+    assert live_store.last_counters.relationships_deleted == result.delta.changes.relationships_deleted == 3
+    loaded = live_store.load()
+    kg.assert_graphs_equal(loaded, graph)
+    assert loaded.nodes["Product"].set_index("id")["price"].isna()["B0001"]  # the price property was removed
+
+
+def test_full_write_without_delta(live_store, kg_files):
+    graph = kg.KnowledgeGraph()
+    kg.merge_files(graph, show_progress=False, **kg_files)
+    assert live_store.write(graph)
+    kg.assert_graphs_equal(live_store.load(), graph)
+
+
+def test_schema_is_idempotent(live_store):
+    live_store.ensure_schema()
+    live_store.ensure_schema()
+
+
+def _explore(store, name, **params):
+    records = store.connect().execute_query(
+        cypher.EXPLORE[name], {**cypher.EXPLORE_EXAMPLE_PARAMS[name], **params},
+        database_=store.config.database, routing_=neo4j.RoutingControl.READ).records
+    return [r.data() for r in records]
+
+
+def test_exploration_queries_of_the_docs(live_store, kg_files):
+    _build(live_store, **kg_files)
+    ctx = _explore(live_store, "product_context")
+    assert {r["brand"] for r in ctx} == {"Acme"}
+    assert sorted(r["category_path"] for r in ctx) == [["Beauty", "Gifts"], ["Beauty", "Skin Care", "Face"]]
+    hist = _explore(live_store, "user_history")
+    assert [(r["product"], r["event"]) for r in hist] == [("B0001", "purchase"), ("B0002", "view")]
+    assert hist[1]["at"] is None and hist[0]["at"].year == 2014
+    pairs = _explore(live_store, "brands_sharing_customers", min_shared=1)
+    assert [(r["brand"], r["other_brand"], r["shared_customers"]) for r in pairs] == [("Acme", "Hairy Co", 1)]
+    tree = _explore(live_store, "category_tree")
+    assert [r["path"] for r in tree][:2] == ["beauty", "beauty > gifts"] and len(tree) == 6
+    assert _explore(live_store, "two_hops_from_user") == []  # U1 saw B0002 already; X9 is outside the catalog
+    hops = _explore(live_store, "two_hops_from_user", user_id="U2")
+    assert [(r["product"], r["relations"]) for r in hops] == [("B0002", ["ALSO_BOUGHT"])]
