@@ -473,3 +473,10 @@ def test_created_rows_absent_from_the_graph_are_not_written(files):
     assert neo4j_store.deleted_rows(graph, "HAS_BRAND", gone) == [{"src_id": "B0003", "dst_id": "acme"}]
     kept = pd.DataFrame({"src_id": ["B0001"], "dst_id": ["acme"]})
     assert neo4j_store.deleted_rows(graph, "HAS_BRAND", kept) == []
+
+
+def test_importing_the_store_does_not_import_the_driver():
+    import subprocess
+    import sys
+    code = "import sys, kg, kg.neo4j_store; assert kg.Neo4jStore and 'neo4j' not in sys.modules, 'eager import'"
+    subprocess.run([sys.executable, "-c", code], check=True)
