@@ -301,10 +301,8 @@ class Neo4jStore:
             created = None if delta is None else delta.created.get(t)
             if created is None and delta is not None:
                 continue
-            if created is not None and t != INTERACTED:
-                first = self._next_order(t)
-            else:
-                first = 0
+            # appended edges continue after the stored ones (INTERACTED is ordered by its own seq)
+            first = self._next_order(t) if created is not None and t != INTERACTED else 0
             rows = relationship_rows(graph, t, created, first)
             if rows:
                 yield t, cypher.merge_relationships(t), rows
