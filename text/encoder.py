@@ -119,6 +119,8 @@ class TextEncoder:
             model.pooler = None  # BERT's pooler output is never used; skip its matmul
         if self.config.quantize:
             model = _quantize(model)
+        elif self.config.dtype == "bfloat16":
+            model = model.to(torch.bfloat16)
         self.model = model
         self._name = BUNDLED_MODEL_NAME if self.config.model_name_or_path is None else path
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -138,7 +140,7 @@ class TextEncoder:
         """Stable id of everything that changes the vectors; the embedding cache is keyed by it."""
         c = self.config
         name = "_".join(p for p in str(self._name).replace("\\", "/").split("/")[-2:] if p)
-        precision = "int8" if c.quantize else "fp32"
+        precision = "int8" if c.quantize else {"float32": "fp32", "bfloat16": "bf16"}[c.dtype]
         norm = "-norm" if c.normalize else ""
         return f"{name}-{self._weights_hash}-{c.pooling}-len{c.max_length}-{precision}{norm}"
 
@@ -190,10 +192,10 @@ class TextEncoder:
         # No padding in the batch: drop the mask so SDPA uses its unmasked (faster) kernel.
         unpadded = bool(attention_mask.all())
         hidden = model(input_ids=input_ids, attention_mask=None if unpadded else attention_mask).last_hidden_state
-        vectors = pool(hidden, None if unpadded else attention_mask, self.config.pooling)
+        vectors = pool(hidden.float(), None if unpadded else attention_mask, self.config.pooling)
         if self.config.normalize:
             vectors = F.normalize(vectors, p=2.0, dim=-1)
-        return vectors.float()
+        return vectors
 
     def encode_texts(
         self,

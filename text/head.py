@@ -125,8 +125,11 @@ class TrainableTextTower(nn.Module):
         self.num_trainable_layers = head.config.train_top_n_layers
         n = self.num_trainable_layers
         if n > 0:
-            if encoder.config.quantize:
-                raise ValueError("fine-tuning needs an fp32 encoder; got EncoderConfig(quantize=True)")
+            if encoder.config.quantize or encoder.config.dtype != "float32":
+                raise ValueError(
+                    "fine-tuning needs an fp32 encoder; got EncoderConfig("
+                    f"quantize={encoder.config.quantize}, dtype={encoder.config.dtype!r})"
+                )
             if embeddings is not None:
                 raise ValueError("precomputed embeddings are stale once encoder layers train; pass embeddings=None")
             self.transformer = copy.deepcopy(encoder.model)  # the shared encoder stays untouched

@@ -50,7 +50,7 @@ class Int8Linear(nn.Module):
         if rows <= 16:  # _int_mm needs more than 16 rows; pad tiny inputs (e.g. one query)
             xq = torch.cat([xq, xq.new_zeros(17 - rows, self.in_features)])
         acc = torch._int_mm(xq, self.qweight_t)[:rows]  # [m, out] int32
-        y = acc.float().mul_(x_scale).mul_(self.weight_scale)
+        y = torch.mul(acc, x_scale).mul_(self.weight_scale)  # int32 * float -> float in one pass
         if self.bias is not None:
             y.add_(self.bias)
         return y.reshape(*shape[:-1], self.out_features)

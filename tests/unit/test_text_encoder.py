@@ -9,7 +9,7 @@ import socket
 import pytest
 import torch
 import torch.nn.functional as F
-from test_text_fixtures import int8_encoder, text_encoder  # noqa: F401  (session fixtures)
+from test_text_fixtures import bf16_encoder, int8_encoder, text_encoder  # noqa: F401  (session fixtures)
 
 from text import EncoderConfig, Int8Linear, TextEncoder
 
@@ -96,6 +96,17 @@ def test_int8_close_to_fp32(text_encoder, int8_encoder):
     assert cos.min() >= 0.99
     q = int8_encoder.encode_query("gloves")  # one row: the tiny-input path of Int8Linear
     assert float(q @ text_encoder.encode_query("gloves")) >= 0.99
+
+
+def test_bfloat16_close_to_fp32(text_encoder, bf16_encoder):
+    assert bf16_encoder.model_id == text_encoder.model_id.replace("-fp32-", "-bf16-")
+    vecs = bf16_encoder.encode_texts(TEXTS)
+    assert vecs.dtype == torch.float32
+    assert (text_encoder.encode_texts(TEXTS) * vecs).sum(1).min() >= 0.99
+    with pytest.raises(ValueError, match="quantize=True runs int8 linears on float32 activations; got dtype='bfloat16'"):
+        EncoderConfig(quantize=True, dtype="bfloat16")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        EncoderConfig(dtype="float16")
 
 
 @pytest.mark.parametrize("rows", [1, 16, 17, 300])

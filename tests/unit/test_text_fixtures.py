@@ -19,10 +19,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: tests never rea
 
 
 @functools.lru_cache(maxsize=None)
-def load_encoder(quantize: bool = False):
+def load_encoder(quantize: bool = False, dtype: str = "float32"):
     from text import EncoderConfig, TextEncoder
 
-    return TextEncoder(EncoderConfig(quantize=quantize))
+    return TextEncoder(EncoderConfig(quantize=quantize, dtype=dtype))
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +35,12 @@ def text_encoder():
 def int8_encoder():
     """The same model with int8 linears, loaded once per session."""
     return load_encoder(True)
+
+
+@pytest.fixture(scope="session")
+def bf16_encoder():
+    """The same model in bfloat16, loaded once per session."""
+    return load_encoder(False, "bfloat16")
 
 
 def tiny_products():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_text_fixtures import text_encoder  # noqa: F401  (session fixture)
+from test_text_fixtures import bf16_encoder, text_encoder  # noqa: F401  (session fixtures)
 
 from text import HeadConfig, ProjectionHead, TrainableTextTower
 
@@ -63,7 +63,9 @@ def test_top_n_finetune_unfreezes_exactly_n_layers(text_encoder, n):
     assert not any(p.requires_grad for p in text_encoder.model.parameters())
 
 
-def test_tower_validation_and_save_load(text_encoder, tmp_path):
+def test_tower_validation_and_save_load(text_encoder, bf16_encoder, tmp_path):
+    with pytest.raises(ValueError, match="fine-tuning needs an fp32 encoder"):
+        TrainableTextTower(bf16_encoder, ProjectionHead(HeadConfig(in_dim=384, train_top_n_layers=1)))
     with pytest.raises(ValueError, match="train_top_n_layers=7 but the encoder has only 6 layers"):
         TrainableTextTower(text_encoder, ProjectionHead(HeadConfig(in_dim=384, train_top_n_layers=7)))
     with pytest.raises(ValueError, match="in_dim=100 does not match encoder dim=384"):
