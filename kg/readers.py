@@ -4,9 +4,11 @@ Every row keeps `_line`, its 1-based line in the file (Parquet: row number + 1),
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +55,16 @@ def _decode(path: Path, raw: bytes, skip: bool) -> tuple[str, list[int]]:
         raise _fail(path, field, f"bytes {bad}", "not valid UTF-8 (re-save the file as UTF-8)", line_no) from None
 
 
-def _csv_lines(text: str, n_rows: int) -> np.ndarray:
-    """Physical line of each record; cheap when no field spans lines, else counted by the csv module."""
-    n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+def _csv_lines(raw: bytes, n_rows: int, text: str | None = None) -> np.ndarray:
+    """Physical line of each record; cheap when no field spans lines, else counted by the csv module.
+
+    `raw` is the file's bytes (a UTF-8 newline byte is always a newline); `text` its decoded form, if at hand.
+    """
+    n_lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
     if n_lines == n_rows + 1:
         return np.arange(2, n_rows + 2, dtype=np.int64)
+    if text is None:
+        text = raw.decode("utf-8-sig", errors="replace")
     reader = csv.reader(io.StringIO(text))
     next(reader, None)
     starts = []
@@ -67,6 +74,58 @@ def _csv_lines(text: str, n_rows: int) -> np.ndarray:
             starts.append(prev + 1)
         prev = reader.line_num
     return np.asarray(starts[:n_rows], dtype=np.int64)
+
+
+def _stripped_objects(col) -> np.ndarray:
+    """A pyarrow string column -> object array of stripped str; repeated values share one str object
+    (58M interaction rows name only ~12M distinct users and products)."""
+    import pyarrow.compute as pc
+
+    uniq = pc.unique(col)
+    if 2 * len(uniq) <= len(col):
+        vals = np.asarray([v.strip() for v in uniq.to_pylist()] + [""], dtype=object)
+        return vals[pc.index_in(col, value_set=uniq).to_numpy(zero_copy_only=False)]
+    out = col.to_numpy(zero_copy_only=False)
+    return np.asarray([v.strip() for v in out], dtype=object) if len(out) else out.astype(object)
+
+
+def _read_csv_fast(raw: bytes) -> pd.DataFrame | None:
+    """Parse with pyarrow's multi-threaded CSV reader straight from the bytes, without a decoded copy of the text.
+
+    Returns stripped object columns, or None whenever pyarrow might read the file differently from pandas'
+    C parser (a quoted or odd header, ragged rows, invalid UTF-8, ...); the caller then takes the general path,
+    which also produces the error messages.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        return None
+    start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    header = raw[start:raw.find(b"\n", start) if b"\n" in raw else len(raw)].rstrip(b"\r")
+    if not header.strip() or b'"' in header or b"\r" in header:
+        return None
+    try:
+        names = header.decode("utf-8").split(",")
+    except UnicodeDecodeError:
+        return None
+    if len(set(names)) != len(names) or "" in names:  # pandas would rename them ("a.1", "Unnamed: 1")
+        return None
+    if raw.count(b'"') % 2:  # an unterminated quote, which pyarrow would run to the end of the file
+        return None
+    if len(names) == 1 and re.search(rb"\n[ \t\f\v\r]+(\n|$)", raw):  # pandas skips blank-looking lines
+        return None
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(raw)[start:]),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, null_values=[],
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return pd.DataFrame({n: pd.Series(_stripped_objects(table.column(i)), dtype=object)
+                         for i, n in enumerate(names)})
 
 
 def read_table(path: str | Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
@@ -82,6 +141,7 @@ def read_table(path: str | Path, required: tuple[str, ...], optional: tuple[str,
         raise _fail(path, "-", "", "file not found")
     suffix = path.suffix.lower()
     bad_lines: list[int] = []
+    stripped = False  # the fast CSV path strips as it converts
     if suffix in (".parquet", ".pq"):
         df = pd.read_parquet(path)
         if df.empty:
@@ -93,16 +153,23 @@ def read_table(path: str | Path, required: tuple[str, ...], optional: tuple[str,
         raw = path.read_bytes()
         if not raw.strip():
             raise _fail(path, "-", "", "empty file")
-        text, bad_lines = _decode(path, raw, skip)
-        if suffix == ".csv":
+        df = _read_csv_fast(raw) if suffix == ".csv" else None
+        if df is not None:
+            if df.empty:
+                raise _fail(path, "-", "", "empty file: a header but no rows")
+            df[LINE] = _csv_lines(raw, len(df))
+            stripped = True
+        elif suffix == ".csv":
+            text, bad_lines = _decode(path, raw, skip)
             try:
                 df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
             except pd.errors.ParserError as e:
                 raise _fail(path, "-", "", f"not a valid CSV file: {e}") from None
             if df.empty:
                 raise _fail(path, "-", "", "empty file: a header but no rows")
-            df[LINE] = _csv_lines(text, len(df))
+            df[LINE] = _csv_lines(raw, len(df), text)
         else:
+            text, bad_lines = _decode(path, raw, skip)
             recs, lines = [], []
             for i, ln in enumerate(text.splitlines(), start=1):
                 if not ln.strip():
@@ -125,13 +192,14 @@ def read_table(path: str | Path, required: tuple[str, ...], optional: tuple[str,
     if missing:
         raise _fail(path, missing[0], "", f"missing required column {missing[0]!r} "
                     f"(found: {', '.join(c for c in df.columns if c != LINE)})", 1)
-    for c in optional:
-        if c not in df.columns:
-            df[c] = ""
+    absent = [c for c in optional if c not in df.columns]
+    for c in absent:
+        df[c] = pd.Series(np.full(len(df), "", dtype=object), index=df.index, dtype=object)
     keep = [*required, *optional, LINE]
     df = df[keep].copy()
     for c in (*required, *optional):
-        df[c] = df[c].astype(object).str.strip()
+        if c not in absent and not (stripped and df[c].dtype == object):
+            df[c] = df[c].astype(object).str.strip()
     if bad_lines:
         # the row holding a bad line is the last one that starts at or before it
         rows = np.unique(np.searchsorted(df[LINE].to_numpy(), np.asarray(bad_lines), side="right") - 1)
