@@ -9,7 +9,6 @@ NDCG@10 and Recall@20. Every model is fitted on the same training graph, which n
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write results JSON here")
     p.add_argument("--plot", help="write the PNG bar chart here")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: small-batch training oversubscribes a shared CPU badly)")
     a = p.parse_args(argv)
     if a.split == "file" and not a.test_interactions:
         p.error("--split file needs --test-interactions F")

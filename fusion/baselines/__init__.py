@@ -40,8 +40,8 @@ REQUIRES: dict[str, str] = {"implicit_als": "implicit", "implicit_bpr": "implici
 # training part only. Iterative models (bpr_mf, lightgcn) also stop early inside each point.
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "popularity": [{}],
-    "itemknn": [{"num_neighbors": k, "shrink": s} for k in (50, 100, 200, 500) for s in (0.0, 10.0, 50.0)],
-    "ease": [{"reg": r} for r in (50.0, 100.0, 250.0, 500.0, 1000.0)],
+    "itemknn": [{"num_neighbors": k, "shrink": s} for k in (50, 200, 500, 1000) for s in (10.0, 50.0, 200.0)],
+    "ease": [{"reg": r} for r in (10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0)],
     "bpr_mf": [{"dim": 64, "lr": lr, "reg": r, "epochs": 100} for lr in (0.001, 0.005) for r in (1e-5, 1e-4)],
     "lightgcn": [{"num_layers": l, "dim": 64, "lr": lr, "epochs": 150} for l in (2, 3) for lr in (0.005, 0.01)],
     "text_only": [{}],

@@ -9,6 +9,8 @@ as a sparse tensor, so each step costs L sparse-dense products.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .base import Recommender, TrainData
@@ -50,8 +52,10 @@ class LightGCN(Recommender):
         deg = np.bincount(src, minlength=nu + ni).astype(np.float32)
         w = 1.0 / np.sqrt(deg[src] * deg[dst])
         # pre-normalised adjacency: the convs then skip gcn_norm on every step
-        adj = torch.sparse_coo_tensor(torch.from_numpy(np.stack([dst, src])), torch.from_numpy(w),
-                                      (nu + ni, nu + ni)).coalesce().to_sparse_csr()
+        with warnings.catch_warnings():  # "sparse CSR is beta": it is what spmm is fastest with on CPU
+            warnings.simplefilter("ignore", UserWarning)
+            adj = torch.sparse_coo_tensor(torch.from_numpy(np.stack([dst, src])), torch.from_numpy(w),
+                                          (nu + ni, nu + ni), check_invariants=False).coalesce().to_sparse_csr()
         self.model_ = PygLightGCN(nu + ni, self.dim, self.num_layers)
         for conv in self.model_.convs:
             conv.normalize = False

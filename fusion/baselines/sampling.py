@@ -15,10 +15,13 @@ def sample_triples(user_items: sp.csr_matrix, rng: np.random.Generator) -> tuple
     coo = user_items.tocoo()
     order = rng.permutation(len(coo.row))
     u, p = coo.row[order].astype(np.int64), coo.col[order].astype(np.int64)
-    n = rng.integers(0, user_items.shape[1], size=len(u))
-    csr = user_items.tocsr()
+    n_items = user_items.shape[1]
+    n = rng.integers(0, n_items, size=len(u))
+    known = np.sort(coo.row.astype(np.int64) * n_items + coo.col)  # (user, item) pairs as sorted keys
     for _ in range(5):
-        bad = np.asarray(csr[u, n]).ravel() > 0
+        key = u * n_items + n
+        pos = np.minimum(np.searchsorted(known, key), len(known) - 1)
+        bad = known[pos] == key
         if not bad.any():
             break
         n[bad] = rng.integers(0, user_items.shape[1], size=int(bad.sum()))
