@@ -34,6 +34,17 @@ def _problems(file: str, df: pd.DataFrame, mask: np.ndarray, field: str, reason:
     return [RowProblem(file, int(df[LINE].iat[i]), field, str(df[field].iat[i]), reason) for i in idx]
 
 
+def _per_value(s: pd.Series, fn):
+    """Apply the element-wise `fn` (Series -> (Series, mask) or Series) to the distinct values of `s` only and
+    spread the result back to every row: interaction files repeat a handful of events, weights and dates."""
+    codes, uniq = pd.factorize(s, use_na_sentinel=False)
+    res = fn(pd.Series(uniq, dtype=s.dtype))
+    spread = lambda r: pd.Series(r.array.take(codes), index=s.index, dtype=r.dtype, name=r.name)  # noqa: E731
+    if isinstance(res, tuple):
+        return spread(res[0]), res[1][codes]
+    return spread(res)
+
+
 def _bad_float(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Parse a str column to float; empty -> NaN; returns (values, mask of unparseable or non-finite)."""
     vals = pd.to_numeric(s.where(s != "", None), errors="coerce").astype("float64")
@@ -72,7 +83,8 @@ def check_products(df: pd.DataFrame, file: str) -> tuple[pd.DataFrame, list[RowP
                                     f"than line {int(f0[LINE])} ({str(f0[field])[:40]!r})"))
         out = out.drop_duplicates("product_id", keep="first")
     out = out.copy()
-    out["brand"] = [normalize_name(b) for b in out["brand"]]
+    names = {b: normalize_name(b) for b in pd.unique(out["brand"])}
+    out["brand"] = [names[b] for b in out["brand"]]
     uniq = {b: normalize_brand(b) for b in pd.unique(out["brand"])}
     out["brand_key"] = out["brand"].map(uniq)
     return out.reset_index(drop=True), probs
@@ -83,6 +95,10 @@ def parse_timestamps(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
     Returns (values, mask of unparseable entries).
     """
+    return _per_value(s, _parse_timestamps)
+
+
+def _parse_timestamps(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     out = pd.Series(pd.NA, index=s.index, dtype="Int64")
     num = s.str.match(_NUM.pattern).to_numpy(dtype=bool)
     iso = s.str.match(_ISO.pattern).to_numpy(dtype=bool) & ~num
@@ -125,13 +141,13 @@ def check_interactions(df: pd.DataFrame, file: str, known_products: pd.Index) ->
     probs += _problems(file, df, bad_ts, "timestamp",
                        "unparseable timestamp: expected an ISO date/time (2014-04-18, 2014-04-18T10:30:00Z) "
                        "or epoch seconds")
-    w, bad_w = _bad_float(df["weight"])
+    w, bad_w = _per_value(df["weight"], _bad_float)
     bad_w &= ~bad & ~bad_ts
     probs += _problems(file, df, bad_w, "weight", "weight is not a finite number")
     keep = ~(bad | bad_ts | bad_w)
     out = pd.DataFrame({
         "user_id": df["user_id"], "product_id": df["product_id"], "timestamp": ts,
-        "event": df["event"].where(df["event"] != "", DEFAULT_EVENT).str.lower(),
+        "event": _per_value(df["event"], lambda e: e.where(e != "", DEFAULT_EVENT).str.lower()),
         "weight": w.fillna(1.0), LINE: df[LINE],
     })[keep]
     probs.sort(key=lambda p: p.line)
