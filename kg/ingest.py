@@ -59,6 +59,27 @@ def _typed(df: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
     return df[list(dtypes)].astype(dtypes)
 
 
+def _row_codes(frames: list[pd.DataFrame], cols: list[str]) -> list[np.ndarray]:
+    """An int64 code per row of each frame, equal across all `frames` exactly when the `cols` values are equal
+    (NA equal to NA). Hash-based, one column at a time: far cheaper than tuples in a MultiIndex on large tables."""
+    key = None
+    for c in cols:
+        col = pd.concat([f[c] for f in frames], ignore_index=True) if len(frames) > 1 else frames[0][c]
+        codes, uniq = pd.factorize(col, use_na_sentinel=False)
+        codes = codes.astype(np.int64, copy=False)
+        # both factors are below the row count, so the packed key cannot overflow int64
+        key = codes if key is None else pd.factorize(key * len(uniq) + codes)[0].astype(np.int64, copy=False)
+    if key is None:
+        key = np.zeros(sum(len(f) for f in frames), dtype=np.int64)
+    return np.split(key, np.cumsum([len(f) for f in frames])[:-1])
+
+
+def _seen(new: pd.DataFrame, cur: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """bool per row of `new`: its `cols` values occur in some row of `cur`."""
+    k_new, k_cur = _row_codes([new, cur], cols)
+    return pd.Index(k_new).isin(k_cur) if len(k_cur) else np.zeros(len(new), dtype=bool)
+
+
 def _with_ids(g: KnowledgeGraph, rel: str, edges: pd.DataFrame, src_label: str, dst_label: str) -> pd.DataFrame:
     """Edge rows with external `src_id`/`dst_id` added (what a Neo4j MERGE needs)."""
     out = edges.copy()
@@ -109,8 +130,7 @@ def _add_edges(g: KnowledgeGraph, rel: str, new: pd.DataFrame, key: list[str], d
     cur = g.edges_of(rel)
     new = _typed(new, EDGE_DTYPES[rel]).drop_duplicates(key)
     if len(cur):
-        seen = pd.MultiIndex.from_frame(cur[key])
-        new = new[~pd.MultiIndex.from_frame(new[key]).isin(seen)]
+        new = new[~_seen(new, cur, key)]
     if len(new):
         g.edges[rel] = pd.concat([cur, new], ignore_index=True)
         created = _with_ids(g, rel, new, src_label, dst_label)
@@ -126,9 +146,7 @@ def _replace_edges(g: KnowledgeGraph, rel: str, owners: np.ndarray, desired: pd.
     cur = g.edges_of(rel)
     desired = _typed(desired, EDGE_DTYPES[rel]).drop_duplicates()
     owned = cur["src"].isin(owners).to_numpy()
-    keep_key = pd.MultiIndex.from_frame(desired[["src", "dst"]])
-    cur_key = pd.MultiIndex.from_frame(cur[["src", "dst"]])
-    stale = owned & ~cur_key.isin(keep_key)
+    stale = owned & ~_seen(cur, desired, ["src", "dst"])
     if stale.any():
         gone = _with_ids(g, rel, cur[stale], src_label, dst_label)
         delta.deleted[rel] = pd.concat([delta.deleted[rel], gone], ignore_index=True) if rel in delta.deleted else gone
@@ -193,7 +211,8 @@ def add_products(g: KnowledgeGraph, products: pd.DataFrame) -> Delta:
 
 def _occurrence(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
     """k-th repeat of the same `cols` values within df (0 for the first), in row order."""
-    return df.groupby(cols, dropna=False, sort=False).cumcount().to_numpy()
+    key = pd.Series(_row_codes([df], cols)[0])
+    return key.groupby(key.to_numpy(), sort=False).cumcount().to_numpy()
 
 
 def add_interactions(g: KnowledgeGraph, inter: pd.DataFrame) -> Delta:
@@ -211,8 +230,7 @@ def add_interactions(g: KnowledgeGraph, inter: pd.DataFrame) -> Delta:
     new["_k"] = _occurrence(new, ident)
     if len(cur):
         # the table is kept in seq order, so row order is arrival order
-        seen = pd.MultiIndex.from_frame(cur[ident].assign(_k=_occurrence(cur, ident)))
-        new = new[~pd.MultiIndex.from_frame(new[[*ident, "_k"]]).isin(seen)]
+        new = new[~_seen(new, cur.assign(_k=_occurrence(cur, ident)), [*ident, "_k"])]
     new = new.drop(columns="_k")
     # renumber so that seq stays dense after dropping already-stored rows
     new["seq"] = np.arange(start, start + len(new), dtype=np.int64)
