@@ -19,6 +19,7 @@ import pandas as pd
 from .build import log_stage
 from .graph import EDGE_DTYPES, NODE_DTYPES, KnowledgeGraph, empty_edge_table
 from .ingest import Delta
+from .readers import _stripped_objects
 from .schema import NODE_LABELS, REL_TYPES
 
 __all__ = ["EmbeddedStore", "FORMAT_VERSION"]
@@ -104,6 +105,22 @@ class EmbeddedStore:
 
 
 def _read(path: Path, dtypes: dict[str, str]) -> pd.DataFrame:
-    df = pd.read_parquet(path)
-    out = pd.DataFrame({c: df[c].astype(d) if d != "object" else df[c].astype(object) for c, d in dtypes.items()})
-    return out
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    df = table.drop_columns([c for c, d in dtypes.items() if d == "object"]).to_pandas()
+    cols = {}
+    for c, d in dtypes.items():
+        if d != "object":
+            cols[c] = df[c].astype(d)
+        elif table.column(c).null_count or not _is_string(table.column(c).type):
+            cols[c] = table.column(c).to_pandas().astype(object)
+        else:  # repeated strings (events, ...) share one object instead of one copy per row
+            cols[c] = pd.Series(_stripped_objects(table.column(c), strip=False), dtype=object)
+    return pd.DataFrame(cols)
+
+
+def _is_string(t) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(t) or pa.types.is_large_string(t)

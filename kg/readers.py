@@ -76,17 +76,20 @@ def _csv_lines(raw: bytes, n_rows: int, text: str | None = None) -> np.ndarray:
     return np.asarray(starts[:n_rows], dtype=np.int64)
 
 
-def _stripped_objects(col) -> np.ndarray:
-    """A pyarrow string column -> object array of stripped str; repeated values share one str object
-    (58M interaction rows name only ~12M distinct users and products)."""
+def _stripped_objects(col, strip: bool = True) -> np.ndarray:
+    """A pyarrow string column without nulls -> object array of (stripped) str; repeated values share one
+    str object (58M interaction rows name only ~12M distinct users and products)."""
     import pyarrow.compute as pc
 
     uniq = pc.unique(col)
     if 2 * len(uniq) <= len(col):
-        vals = np.asarray([v.strip() for v in uniq.to_pylist()] + [""], dtype=object)
+        vals = uniq.to_pylist()
+        vals = np.asarray([v.strip() for v in vals] if strip else vals, dtype=object)
         return vals[pc.index_in(col, value_set=uniq).to_numpy(zero_copy_only=False)]
     out = col.to_numpy(zero_copy_only=False)
-    return np.asarray([v.strip() for v in out], dtype=object) if len(out) else out.astype(object)
+    if not strip or not len(out):
+        return out.astype(object, copy=False)
+    return np.asarray([v.strip() for v in out], dtype=object)
 
 
 def _read_csv_fast(raw: bytes) -> pd.DataFrame | None:
