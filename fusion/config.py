@@ -1,0 +1,118 @@
+"""Typed configuration of the fusion model and its training, saved beside the weights as config.json."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from gnn import GNNConfig
+
+__all__ = ["LossConfig", "TrainConfig", "FusionConfig", "ABLATIONS"]
+
+
+@dataclass
+class LossConfig:
+    """Weights of the three losses and the L2 term; a weight of 0 switches that loss off.
+
+    Args:
+        preference: implicit preference (softmax over all items; "bpr" for pairwise BPR, see `preference_kind`).
+        text: InfoNCE between text-side vectors (history text, product text as a pseudo-query) and fused products.
+        kg_path: pairwise KG path loss (user -> product -> brand/category/related -> product').
+        l2: L2 on the embeddings a batch touches.
+        temperature: InfoNCE temperature.
+        text_negatives: sampled negatives per InfoNCE batch, besides the in-batch ones.
+    """
+
+    preference: float = 1.0
+    text: float = 0.1
+    kg_path: float = 0.1
+    l2: float = 1e-6
+    preference_kind: str = "softmax"
+    temperature: float = 0.1
+    text_negatives: int = 256
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation: epochs, batch, learning rate, early stopping on validation NDCG@10, seed."""
+
+    epochs: int = 40
+    batch_size: int = 1024
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    patience: int = 4
+    eval_every: int = 1
+    seed: int = 0
+    max_minutes: float = 14.0
+
+
+@dataclass
+class FusionConfig:
+    """The whole model: graph encoder, text side, fusion and user history.
+
+    Args:
+        gnn: graph encoder settings (`num_layers=0` = no propagation).
+        use_gnn: False drops graph propagation (products keep a free id embedding) — the `fusion_no_gnn` ablation.
+        use_text: False drops the text tower and the text loss — the `fusion_no_text` ablation.
+        history_len: most recent items that make the user's history vector.
+        use_user_embedding: add the user's own graph embedding to the history vector.
+        encoder: text model name or path (None = bundled all-MiniLM-L6-v2).
+        relations: relation types the graph encoder propagates over (None = all).
+    """
+
+    gnn: GNNConfig = field(default_factory=GNNConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    use_gnn: bool = True
+    use_text: bool = True
+    history_len: int = 20
+    use_user_embedding: bool = True
+    encoder: str | None = None
+    relations: list[str] | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FusionConfig":
+        sub = {"gnn": GNNConfig, "loss": LossConfig, "train": TrainConfig}
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown FusionConfig field(s): {sorted(unknown)}")
+        return cls(**{k: (sub[k](**v) if k in sub else v) for k, v in d.items()})
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / "config.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "FusionConfig":
+        return cls.from_dict(json.loads((Path(directory) / "config.json").read_text()))
+
+    def ablation(self, name: str) -> "FusionConfig":
+        """A copy with one part switched off: see `ABLATIONS`."""
+        import copy
+        c = copy.deepcopy(self)
+        if name == "fusion":
+            return c
+        if name not in ABLATIONS:
+            raise ValueError(f"unknown ablation {name!r}; choose from fusion, {', '.join(ABLATIONS)}")
+        attr, sub = ABLATIONS[name]
+        if sub is None:
+            setattr(c, attr, False)
+        else:
+            setattr(c.loss, attr, 0.0)
+        return c
+
+
+# ablation name -> (field switched off, sub-config or None for a FusionConfig flag)
+ABLATIONS: dict[str, tuple[str, str | None]] = {
+    "fusion_no_text": ("use_text", None),
+    "fusion_no_gnn": ("use_gnn", None),
+    "fusion_no_kg_loss": ("kg_path", "loss"),
+    "fusion_no_text_loss": ("text", "loss"),
+    "fusion_no_pref_loss": ("preference", "loss"),
+}

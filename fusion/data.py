@@ -1,0 +1,142 @@
+"""Training data for the fusion model: item columns, time-ordered user histories, example and path sampling.
+
+Everything here is derived from a training graph (its INTERACTED table holds training rows only).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from kg.graph import KnowledgeGraph
+from kg.schema import HAS_BRAND, IN_CATEGORY, INTERACTED, PRODUCT, PRODUCT_RELATIONS, USER
+
+__all__ = ["Histories", "build_histories", "PathSampler", "build_path_sampler"]
+
+
+@dataclass
+class Histories:
+    """Each user's catalog items in time order, flattened CSR-style.
+
+    Attributes:
+        indptr: int64 [num_users + 1]; user u's items are items[indptr[u]:indptr[u+1]].
+        items: int64 [num_interactions] item columns.
+    """
+
+    indptr: np.ndarray
+    items: np.ndarray
+
+    @property
+    def num_users(self) -> int:
+        return len(self.indptr) - 1
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def window(self, end: np.ndarray, user: np.ndarray, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The `length` items before flat position `end` within each user's history.
+
+        Returns (items [B, length] int64, mask [B, length] bool), most recent item in the last column.
+        """
+        pos = end[:, None] - length + np.arange(length)[None, :]
+        mask = pos >= self.indptr[user][:, None]
+        items = self.items[np.where(mask, pos, 0)] if len(self.items) else np.zeros_like(pos)
+        return torch.from_numpy(np.where(mask, items, 0)), torch.from_numpy(mask)
+
+    def last(self, users: np.ndarray, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The `length` most recent items of each user (for scoring)."""
+        return self.window(self.indptr[users + 1], users, length)
+
+
+def build_histories(graph: KnowledgeGraph, column_of: np.ndarray) -> Histories:
+    """Sort INTERACTED by (user, timestamp, seq) — missing timestamps keep arrival order — keep catalog items."""
+    e = graph.edges_of(INTERACTED)
+    n_users = graph.num_nodes(USER)
+    cols = column_of[e["dst"].to_numpy(np.int64)]
+    ts = e["timestamp"].astype("float64").fillna(-np.inf).to_numpy()
+    order = np.lexsort((e["seq"].to_numpy(), ts, e["src"].to_numpy()))
+    users = e["src"].to_numpy(np.int64)[order]
+    cols = cols[order]
+    keep = cols >= 0
+    users, cols = users[keep], cols[keep]
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.add.at(indptr, users + 1, 1)
+    return Histories(np.cumsum(indptr), cols.astype(np.int64))
+
+
+@dataclass
+class PathSampler:
+    """Samples real KG paths product -> (brand | category | related product) -> product', as item columns.
+
+    Each group is a CSR from an item column to the item columns reachable through it.
+    """
+
+    groups: list[tuple[str, np.ndarray, np.ndarray]]
+
+    def sample(self, start: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """For each start item, one path end (or -1 where it has none). Returns (ends, valid mask)."""
+        ends = np.full(len(start), -1, dtype=np.int64)
+        if not self.groups:
+            return ends, ends >= 0
+        g = rng.integers(0, len(self.groups), len(start))
+        for k, (_, indptr, idx) in enumerate(self.groups):
+            sel = np.flatnonzero(g == k)
+            deg = indptr[start[sel] + 1] - indptr[start[sel]]
+            ok = deg > 0
+            pick = indptr[start[sel][ok]] + (rng.random(ok.sum()) * deg[ok]).astype(np.int64)
+            ends[sel[ok]] = idx[pick]
+        return ends, ends >= 0
+
+
+def _two_hop(src_items: np.ndarray, mid: np.ndarray, num_items: int, cap: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Item -> items sharing a `mid` node (brand, category), excluding itself; at most `cap` per item."""
+    order = np.lexsort((src_items, mid))
+    mid, src_items = mid[order], src_items[order]
+    rows, cols = [], []
+    bounds = np.flatnonzero(np.diff(mid)) + 1
+    for grp in np.split(src_items, bounds):
+        if len(grp) < 2:
+            continue
+        for i in grp:
+            others = grp[grp != i]
+            if len(others) > cap:
+                others = others[np.linspace(0, len(others) - 1, cap).astype(np.int64)]
+            rows.append(np.full(len(others), i))
+            cols.append(others)
+    return _csr(np.concatenate(rows) if rows else np.zeros(0, np.int64),
+                np.concatenate(cols) if cols else np.zeros(0, np.int64), num_items)
+
+
+def _csr(rows: np.ndarray, cols: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(rows, kind="stable")
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(indptr, rows + 1, 1)
+    return np.cumsum(indptr), cols[order].astype(np.int64)
+
+
+def build_path_sampler(graph: KnowledgeGraph, column_of: np.ndarray) -> PathSampler:
+    """Groups: same brand, same leaf category, and product relations (both directions, catalog items only)."""
+    n = int(column_of.max(initial=-1)) + 1
+    groups = []
+    for name, rel in (("brand", HAS_BRAND), ("category", IN_CATEGORY)):
+        e = graph.edges_of(rel)
+        c = column_of[e["src"].to_numpy(np.int64)]
+        keep = c >= 0
+        if keep.any():
+            indptr, idx = _two_hop(c[keep], e["dst"].to_numpy(np.int64)[keep], n)
+            if len(idx):
+                groups.append((name, indptr, idx))
+    rows, cols = [], []
+    for rel in PRODUCT_RELATIONS:
+        e = graph.edges.get(rel)
+        if e is None or not len(e):
+            continue
+        a, b = column_of[e["src"].to_numpy(np.int64)], column_of[e["dst"].to_numpy(np.int64)]
+        keep = (a >= 0) & (b >= 0)
+        rows += [a[keep], b[keep]]
+        cols += [b[keep], a[keep]]
+    if rows and sum(len(r) for r in rows):
+        indptr, idx = _csr(np.concatenate(rows), np.concatenate(cols), n)
+        groups.append(("related", indptr, idx))
+    return PathSampler(groups)

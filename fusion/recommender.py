@@ -1,0 +1,139 @@
+"""The fusion model behind the evaluation harness's `Recommender` interface (`fit` on a training graph,
+`score` users), so that it is measured exactly like every baseline."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from fusion.baselines.base import Recommender, TrainData
+
+from .config import FusionConfig
+from .data import Histories, build_histories, build_path_sampler
+from .features import build_inputs, text_embeddings
+from .model import FusionModel
+from .trainer import TrainState, score_users, train_model
+
+__all__ = ["FusionRecommender"]
+
+
+class FusionRecommender(Recommender):
+    """Trains a `FusionModel` and scores with it.
+
+    Args:
+        config: model and training configuration (`FusionConfig()` defaults).
+        name: reported name (`fusion` or an ablation name).
+        tuning: optional TrainData with `valid` set (training rows without validation): the model is trained on it
+            with early stopping on validation NDCG@10, then `fit(final)` only re-binds the model to the final
+            graph and histories (train + validation rows) without retraining. Without it, `fit` trains on what it
+            is given (early stopping if that has `valid`).
+        out_dir: checkpoint directory (resumable) or None.
+    """
+
+    def __init__(self, config: FusionConfig | None = None, name: str = "fusion", tuning: TrainData | None = None,
+                 out_dir: str | None = None, show_progress: bool = False) -> None:
+        self.config = config or FusionConfig()
+        self.name = name
+        self._tuning = tuning
+        self._out_dir = out_dir
+        self._show = show_progress
+        self.model_: FusionModel | None = None
+        self.state_: TrainState | None = None
+        self._text = None
+        self._hist: Histories | None = None
+        self._item_ids: list[str] = []
+        self._pretrained = False
+
+    def params(self) -> dict:
+        return self.config.to_dict()
+
+    def _text_for(self, data: TrainData) -> torch.Tensor | None:
+        if not self.config.use_text:
+            return None
+        if self._text is None:
+            self._text = text_embeddings(data.graph, data.items, self.config.encoder, data.cache_dir,
+                                         show_progress=self._show)
+        return self._text
+
+    def _build(self, data: TrainData) -> FusionModel:
+        text = self._text_for(data)
+        inputs = build_inputs(data.graph, data.items, self.config.relations, text)
+        dim = text.shape[1] if text is not None else 384
+        return FusionModel(self.config, inputs.index, inputs.item_entity, text_dim=dim)
+
+    def bind(self, data: TrainData) -> "FusionRecommender":
+        """Point a trained model at `data`'s graph (message passing) and histories (user vectors)."""
+        from gnn import KGEncoder  # noqa: F401  (index swap below keeps learned weights)
+        inputs = build_inputs(data.graph, data.items, self.config.relations, None)
+        assert self.model_ is not None
+        if inputs.index.total != self.model_.gnn.index.total:
+            raise ValueError("the graph to bind has a different number of entities than the trained model")
+        self.model_.gnn.index = inputs.index
+        self._hist = build_histories(data.graph, data.column_of)
+        return self
+
+    def fit(self, train: TrainData) -> "FusionRecommender":
+        if self._pretrained:  # loaded weights: only re-bind to this graph and these histories
+            return self.bind(train)
+        src = self._tuning if self._tuning is not None else train
+        self._item_ids = src.graph.nodes["Product"]["id"].to_numpy()[src.items].tolist()
+        self.model_ = self._build(src)
+        hist = build_histories(src.graph, src.column_of)
+        paths = build_path_sampler(src.graph, src.column_of)
+        self.state_ = train_model(self.model_, self._text_for(src), hist, paths, src.user_items, src.valid,
+                                  out_dir=self._out_dir, show_progress=self._show)
+        self.best_epoch_ = self.state_.best_epoch
+        self._hist = hist
+        if src is not train:
+            self.bind(train)
+        return self
+
+    def save(self, directory: str | Path, extra: dict | None = None) -> Path:
+        """Write config.json, model.pt (weights), items.json (product id of each column), text.pt (frozen
+        text embeddings) and meta.json, so that the directory reloads on its own with the store."""
+        if self.model_ is None:
+            raise RuntimeError("call fit() first")
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.config.save(d)
+        torch.save(self.model_.state_dict(), d / "model.pt")
+        if self._text is not None:
+            torch.save(self._text, d / "text.pt")
+        (d / "items.json").write_text(json.dumps(self._item_ids))
+        meta = {"name": self.name, "best_epoch": self.best_epoch_,
+                "best_valid_ndcg@10": None if self.state_ is None else self.state_.best_ndcg,
+                "train_seconds": None if self.state_ is None else self.state_.seconds, **(extra or {})}
+        (d / "meta.json").write_text(json.dumps(meta, indent=2))
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path, data: TrainData) -> "FusionRecommender":
+        """A trained model from `save()`, bound to `data` (the same store's catalog: checked by product ids)."""
+        d = Path(directory)
+        if not (d / "config.json").exists():
+            raise FileNotFoundError(f"{d} is not a fusion model directory (no config.json)")
+        meta = json.loads((d / "meta.json").read_text())
+        rec = cls(FusionConfig.load(d), name=meta.get("name", "fusion"))
+        ids = json.loads((d / "items.json").read_text())
+        have = data.graph.nodes["Product"]["id"].to_numpy()[data.items].tolist()
+        if ids != have:
+            raise ValueError(f"{d} was trained on a different catalog ({len(ids)} products) than the store "
+                             f"given ({len(have)} products)")
+        if (d / "text.pt").exists():
+            rec._text = torch.load(d / "text.pt")
+        rec.model_ = rec._build(data)
+        rec.model_.load_state_dict(torch.load(d / "model.pt"))
+        rec.model_.eval()
+        rec.best_epoch_ = meta.get("best_epoch", 0)
+        rec._item_ids = ids
+        rec._pretrained = True
+        rec._hist = build_histories(data.graph, data.column_of)
+        return rec
+
+    def score(self, user_idx: np.ndarray) -> np.ndarray:
+        if self.model_ is None or self._hist is None:
+            raise RuntimeError("call fit() first")
+        return score_users(self.model_, self._text, self._hist, np.asarray(user_idx, dtype=np.int64))

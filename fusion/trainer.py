@@ -1,0 +1,228 @@
+"""The one training loop of the fusion model: seeded, early stopping on validation NDCG@10, resumable
+checkpoints, progress bar, loss/validation curves as PNG."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from .config import FusionConfig
+from .data import Histories, PathSampler
+from .losses import bpr_loss, info_nce_loss, kg_path_loss, l2_regularization, softmax_preference_loss
+from .model import FusionModel
+
+__all__ = ["TrainState", "train_model", "evaluate_ndcg", "score_users", "plot_curves"]
+
+
+@dataclass
+class TrainState:
+    """What the loop records: per-epoch mean losses, validation NDCG@10, best epoch, wall time."""
+
+    epoch: int = 0
+    best_epoch: int = 0
+    best_ndcg: float = -1.0
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@torch.no_grad()
+def score_users(model: FusionModel, text: torch.Tensor | None, hist: Histories, users: np.ndarray,
+                batch: int = 2048) -> np.ndarray:
+    """Scores [len(users), n_items] with each user's full history (eval mode)."""
+    was = model.training
+    model.eval()
+    ent = model.entity_embeddings()
+    items = model.item_vectors(ent, text)
+    out = []
+    for s in range(0, len(users), batch):
+        u = users[s:s + batch]
+        h, m = hist.last(u, model.config.history_len)
+        out.append((model.user_vectors(ent, items, torch.from_numpy(u), h, m) @ items.T).numpy())
+    model.train(was)
+    return np.concatenate(out) if out else np.zeros((0, items.shape[0]), np.float32)
+
+
+def evaluate_ndcg(model: FusionModel, text, hist: Histories, seen: sp.csr_matrix, valid: sp.csr_matrix,
+                  k: int = 10, max_users: int = 20000, seed: int = 0) -> float:
+    """Validation NDCG@k over users with validation items (a fixed sample of at most `max_users`)."""
+    from fusion.evaluation.metrics import ndcg_at_k, top_k
+
+    users = np.flatnonzero(np.diff(valid.indptr) > 0)
+    if len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    tops = []
+    for s in range(0, len(users), 4096):
+        u = users[s:s + 4096]
+        tops.append(top_k(score_users(model, text, hist, u), k, seen[u]))
+    return ndcg_at_k(np.concatenate(tops), valid[users], k)
+
+
+def _examples(hist: Histories, need_history: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Every (user, flat position) whose item is a next-item target; position 0 only if it can be scored."""
+    users = np.repeat(np.arange(hist.num_users), hist.lengths())
+    pos = np.arange(len(hist.items))
+    if need_history:
+        keep = pos > hist.indptr[users]
+        users, pos = users[keep], pos[keep]
+    return users, pos
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, paths: PathSampler,
+                seen: sp.csr_matrix, valid: sp.csr_matrix | None = None, out_dir: str | Path | None = None,
+                show_progress: bool = True, log: Callable[[str], None] = print) -> TrainState:
+    """Train in place. With `valid`, stop early on validation NDCG@10 and keep the best weights; without it,
+    run `config.train.epochs` epochs. With `out_dir`, a checkpoint is written each epoch and training resumes
+    from it after a kill."""
+    cfg: FusionConfig = model.config
+    tc, lc = cfg.train, cfg.loss
+    torch.manual_seed(tc.seed)
+    rng = np.random.default_rng(tc.seed)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tc.lr, weight_decay=tc.weight_decay)
+    state = TrainState()
+    best_state = None
+    ckpt = Path(out_dir) / "checkpoint.pt" if out_dir else None
+    if ckpt is not None and ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        state = saved["state"]
+        best_state = saved["best_model"]
+        rng = saved["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        log(f"resumed from {ckpt} after epoch {state.epoch}")
+    users_all, pos_all = _examples(hist, need_history=not cfg.use_user_embedding)
+    n_items = model.item_entity.shape[0]
+    use_text = cfg.use_text and text is not None
+    t_start = time.perf_counter() - state.seconds
+    bad_epochs = state.epoch - state.best_epoch if valid is not None else 0
+    while state.epoch < tc.epochs:
+        if valid is not None and bad_epochs >= tc.patience:
+            break
+        if (time.perf_counter() - t_start) / 60 > tc.max_minutes:
+            log(f"stopping: time budget of {tc.max_minutes} min reached")
+            break
+        model.train()
+        perm = rng.permutation(len(users_all))
+        sums: dict[str, float] = {}
+        n_batches = 0
+        bar = tqdm(range(0, len(perm), tc.batch_size), desc=f"epoch {state.epoch + 1}", unit="batch",
+                   disable=not show_progress, leave=False)
+        for s in bar:
+            b = perm[s:s + tc.batch_size]
+            u_np, p_np = users_all[b], pos_all[b]
+            target = torch.from_numpy(hist.items[p_np])
+            h, m = hist.window(p_np, u_np, cfg.history_len)
+            users = torch.from_numpy(u_np)
+            ent = model.entity_embeddings()
+            items = model.item_vectors(ent, text)
+            U = model.user_vectors(ent, items, users, h, m)
+            parts: dict[str, torch.Tensor] = {}
+            if lc.preference > 0:
+                if lc.preference_kind == "bpr":
+                    neg = torch.from_numpy(rng.integers(0, n_items, len(b)))
+                    parts["preference"] = bpr_loss((U * items[target]).sum(-1), (U * items[neg]).sum(-1))
+                else:
+                    parts["preference"] = softmax_preference_loss(U @ items.T, target)
+            if use_text and lc.text > 0:
+                negs = items[torch.from_numpy(rng.integers(0, n_items, lc.text_negatives))]
+                q_item = model.query_vectors(text[target])
+                loss_t = info_nce_loss(q_item, items[target], negs, lc.temperature)
+                has = m.any(dim=1)
+                if has.any():
+                    w = m[has].float()
+                    hist_text = (text[h[has]] * w[..., None]).sum(1) / w.sum(1, keepdim=True)
+                    loss_t = 0.5 * (loss_t + info_nce_loss(model.query_vectors(hist_text), items[target[has]],
+                                                           negs, lc.temperature))
+                parts["text"] = loss_t
+            if lc.kg_path > 0 and paths.groups:
+                has = m[:, -1].numpy()
+                start = h[:, -1].numpy()
+                ends, ok = paths.sample(start, rng)
+                ok &= has
+                if ok.any():
+                    corrupt = torch.from_numpy(rng.integers(0, n_items, int(ok.sum())))
+                    sel = torch.from_numpy(np.flatnonzero(ok))
+                    parts["kg_path"] = kg_path_loss(U[sel], items[torch.from_numpy(ends[ok])], items[corrupt])
+            weights = {"preference": lc.preference, "text": lc.text, "kg_path": lc.kg_path}
+            loss = sum(weights[k] * v for k, v in parts.items())
+            if lc.l2 > 0:
+                parts["l2"] = l2_regularization(U, items[target])
+                loss = loss + lc.l2 * parts["l2"]
+            if not torch.is_tensor(loss):
+                raise ValueError("every loss is switched off: enable at least one of preference, text, kg_path")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            sums["total"] = sums.get("total", 0.0) + float(loss)
+            n_batches += 1
+            bar.set_postfix(loss=f"{float(loss):.4f}")
+        bar.close()
+        state.epoch += 1
+        row = {"epoch": state.epoch, **{k: v / max(1, n_batches) for k, v in sums.items()}}
+        if valid is not None and state.epoch % tc.eval_every == 0:
+            row["valid_ndcg@10"] = evaluate_ndcg(model, text, hist, seen, valid, seed=tc.seed)
+            if row["valid_ndcg@10"] > state.best_ndcg:
+                state.best_ndcg, state.best_epoch = row["valid_ndcg@10"], state.epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+        elif valid is None:
+            state.best_epoch = state.epoch
+        state.seconds = time.perf_counter() - t_start
+        row["seconds"] = round(state.seconds, 1)
+        state.history.append(row)
+        log("  " + "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if ckpt is not None:
+            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
+                          "best_model": best_state, "rng": rng, "torch_rng": torch.get_rng_state()}, ckpt)
+    if best_state is not None and valid is not None:
+        model.load_state_dict(best_state)
+    state.seconds = time.perf_counter() - t_start
+    return state
+
+
+def plot_curves(state: TrainState, path: str | Path, title: str = "") -> None:
+    """PNG with the training losses per epoch (left) and validation NDCG@10 (right)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    ep = [r["epoch"] for r in state.history]
+    for k in ("total", "preference", "text", "kg_path"):
+        ys = [r.get(k) for r in state.history]
+        if any(y is not None for y in ys):
+            a.plot(ep, [np.nan if y is None else y for y in ys], marker=".", label=k)
+    a.set_xlabel("epoch"); a.set_ylabel("mean loss"); a.set_yscale("log"); a.legend(); a.set_title("training losses")
+    v = [(r["epoch"], r["valid_ndcg@10"]) for r in state.history if "valid_ndcg@10" in r]
+    if v:
+        b.plot(*zip(*v), marker="o", color="C3")
+        b.axvline(state.best_epoch, ls="--", color="grey")
+    b.set_xlabel("epoch"); b.set_ylabel("NDCG@10"); b.set_title("validation NDCG@10")
+    fig.suptitle(title)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_history(state: TrainState, path: str | Path) -> None:
+    Path(path).write_text(json.dumps({"best_epoch": state.best_epoch, "best_valid_ndcg@10": state.best_ndcg,
+                                      "seconds": state.seconds, "history": state.history}, indent=2))
