@@ -19,6 +19,7 @@ from .errors import InputError, RowProblem
 __all__ = ["read_table", "LINE"]
 
 LINE = "_line"
+_DEDUP_MAX_BYTES = 1 << 30
 
 
 def _fail(path: Path, field: str, value: str, reason: str, line: int = 0) -> InputError:
@@ -81,15 +82,17 @@ def _stripped_objects(col, strip: bool = True) -> np.ndarray:
     str object (58M interaction rows name only ~12M distinct users and products)."""
     import pyarrow.compute as pc
 
-    uniq = pc.unique(col)
-    if 2 * len(uniq) <= len(col):
+    # long text columns (GBs of mostly distinct descriptions) are converted chunk by chunk: pyarrow arrays
+    # hold at most 2 GiB, so neither unique() nor a combined array would fit
+    uniq = pc.unique(col) if col.nbytes < _DEDUP_MAX_BYTES else None
+    if uniq is not None and 2 * len(uniq) <= len(col):
         vals = uniq.to_pylist()
         vals = np.asarray([v.strip() for v in vals] if strip else vals, dtype=object)
         return vals[pc.index_in(col, value_set=uniq).to_numpy(zero_copy_only=False)]
-    out = col.to_numpy(zero_copy_only=False)
-    if not strip or not len(out):
-        return out.astype(object, copy=False)
-    return np.asarray([v.strip() for v in out], dtype=object)
+    chunks = [c.to_numpy(zero_copy_only=False) for c in getattr(col, "chunks", [col])]
+    if strip:
+        chunks = [np.asarray([v.strip() for v in c], dtype=object) for c in chunks]
+    return np.concatenate(chunks).astype(object, copy=False) if chunks else np.zeros(0, dtype=object)
 
 
 def _read_csv_fast(raw: bytes) -> pd.DataFrame | None:
