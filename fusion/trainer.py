@@ -168,10 +168,10 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
             loss.backward()
             opt.step()
             for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            sums["total"] = sums.get("total", 0.0) + float(loss)
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            sums["total"] = sums.get("total", 0.0) + float(loss.detach())
             n_batches += 1
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         bar.close()
         state.epoch += 1
         row = {"epoch": state.epoch, **{k: v / max(1, n_batches) for k, v in sums.items()}}
