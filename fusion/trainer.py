@@ -56,6 +56,7 @@ def evaluate_ndcg(model: FusionModel, text, hist: Histories, seen: sp.csr_matrix
     from fusion.evaluation.metrics import ndcg_at_k, top_k
 
     users = np.flatnonzero(np.diff(valid.indptr) > 0)
+    k = min(k, valid.shape[1])  # tiny catalogs
     if len(users) > max_users:
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
     tops = []
@@ -95,6 +96,8 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
     state = TrainState()
     best_state = None
     ckpt = Path(out_dir) / "checkpoint.pt" if out_dir else None
+    if ckpt is not None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
     if ckpt is not None and ckpt.exists():
         saved = torch.load(ckpt, weights_only=False)
         model.load_state_dict(saved["model"])

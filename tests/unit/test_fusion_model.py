@@ -96,3 +96,55 @@ def test_config_round_trip_and_ablations(tmp_path):
         cfg.ablation("nope")
     with pytest.raises(ValueError, match="unknown FusionConfig field"):
         FusionConfig.from_dict({"bogus": 1})
+
+
+def _fake_text(monkeypatch):
+    import fusion.recommender as rec_mod
+    monkeypatch.setattr(rec_mod, "text_embeddings", lambda g, items, *a, **k: torch.randn(
+        len(items), 16, generator=torch.Generator().manual_seed(0)))
+
+
+def _tiny_cfg(epochs):
+    cfg = FusionConfig()
+    cfg.gnn.dim, cfg.train.epochs, cfg.train.batch_size = 8, epochs, 4
+    return cfg
+
+
+def test_training_resumes_from_checkpoint(tiny_graph, tmp_path, monkeypatch):
+    _fake_text(monkeypatch)
+    data = _data(tiny_graph)
+    first = FusionRecommender(_tiny_cfg(2), out_dir=str(tmp_path)).fit(data)
+    assert (tmp_path / "checkpoint.pt").exists() and first.state_.epoch == 2
+    logs = []
+    import fusion.recommender as rec_mod
+    real = rec_mod.train_model
+    monkeypatch.setattr(rec_mod, "train_model", lambda *a, **k: real(*a, **{**k, "log": logs.append}))
+    again = FusionRecommender(_tiny_cfg(3), out_dir=str(tmp_path)).fit(data)
+    assert any("resumed" in line and "after epoch 2" in line for line in logs)
+    assert again.state_.epoch == 3 and [r["epoch"] for r in again.state_.history] == [1, 2, 3]
+
+
+def test_saved_model_reloads_with_identical_scores(tiny_graph, tmp_path, monkeypatch):
+    _fake_text(monkeypatch)
+    data = _data(tiny_graph)
+    rec = FusionRecommender(_tiny_cfg(2)).fit(data)
+    rec.save(tmp_path / "m")
+    for f in ("config.json", "model.pt", "items.json", "text.pt", "meta.json"):
+        assert (tmp_path / "m" / f).exists()
+    again = FusionRecommender.load(tmp_path / "m", data)
+    np.testing.assert_allclose(again.score(np.arange(3)), rec.score(np.arange(3)), rtol=1e-5, atol=1e-6)
+
+
+def test_early_stopping_keeps_best_epoch(tiny_graph, monkeypatch):
+    _fake_text(monkeypatch)
+    import scipy.sparse as sp
+    data = _data(tiny_graph)
+    data.valid = sp.csr_matrix(data.user_items.shape, dtype=np.float32)
+    data.valid[0, 3] = 1.0
+    cfg = _tiny_cfg(6)
+    cfg.train.patience = 2
+    rec = FusionRecommender(cfg).fit(data)
+    s = rec.state_
+    assert all("valid_ndcg@10" in r for r in s.history)
+    best = max(r["valid_ndcg@10"] for r in s.history)
+    assert s.best_ndcg == pytest.approx(best) and s.epoch <= 6
