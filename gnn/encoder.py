@@ -17,7 +17,25 @@ from torch import nn
 
 from .graph_index import EntityIndex
 
-__all__ = ["GNNConfig", "KGEncoder"]
+__all__ = ["GNNConfig", "KGEncoder", "sym_spmm"]
+
+
+class _SymSpmm(torch.autograd.Function):
+    """y = A x for a symmetric sparse A (CSR): the backward is A g again, so no transpose is ever built."""
+
+    @staticmethod
+    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.adj = adj
+        return adj @ x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        return None, ctx.adj @ grad
+
+
+def sym_spmm(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Sparse symmetric [N, N] (CSR) times dense [N, d] -> [N, d], differentiable in x."""
+    return _SymSpmm.apply(adj, x)
 
 
 @dataclass
@@ -46,8 +64,8 @@ class KGEncoder(nn.Module):
 
     def __init__(self, index: EntityIndex, config: GNNConfig) -> None:
         super().__init__()
-        self.index = index
         self.config = config
+        self.index = index
         self.embedding = nn.Embedding(index.total, config.dim)
         self.relation_logits = nn.Parameter(torch.zeros(len(index.relations)))
         self.reset_parameters()
@@ -61,12 +79,24 @@ class KGEncoder(nn.Module):
         w = torch.exp(self.relation_logits - self.relation_logits.max()) * self.index.presence
         return w / w.sum(dim=1, keepdim=True).clamp(min=1e-12)
 
-    def _spmm(self, a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def index(self) -> EntityIndex:
+        return self._index
+
+    @index.setter
+    def index(self, value: EntityIndex) -> None:
+        """Swap the graph (same entities, e.g. training + validation edges) and keep the learned weights."""
+        self._index = value
+        self._csr = [a.to_sparse_csr() for a in value.adjacency]
+
+    def _spmm(self, r: int, x: torch.Tensor) -> torch.Tensor:
         p = self.config.edge_dropout
         if self.training and p > 0:
+            a = self.index.adjacency[r]
             keep = torch.rand(a._nnz()) >= p
             a = torch.sparse_coo_tensor(a.indices()[:, keep], a.values()[keep] / (1 - p), a.shape)
-        return torch.sparse.mm(a, x)
+            return torch.sparse.mm(a, x)
+        return sym_spmm(self._csr[r], x)
 
     def forward(self) -> torch.Tensor:
         x = self.embedding.weight
@@ -75,7 +105,7 @@ class KGEncoder(nn.Module):
         alpha = self.relation_weights()
         layers = [x]
         for _ in range(self.config.num_layers):
-            x = sum(alpha[:, r:r + 1] * self._spmm(a, x) for r, a in enumerate(self.index.adjacency))
+            x = sum(alpha[:, r:r + 1] * self._spmm(r, x) for r in range(len(self._csr)))
             layers.append(x)
         return torch.stack(layers).mean(dim=0)
 
