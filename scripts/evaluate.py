@@ -29,7 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    + ", ".join(BASELINE_NAMES))
     p.add_argument("--dataset", help="dataset name for the report and the tuned defaults "
                    "(default: from the store path, e.g. 'scientific')")
-    p.add_argument("--tune", action="store_true", help="re-run the validation grids instead of the tuned defaults")
+    p.add_argument("--tune", nargs="?", const="all", default="",
+                   help="re-run the validation grids (all baselines, or a comma-separated list) instead of "
+                        "the tuned defaults")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write results JSON here")
     p.add_argument("--plot", help="write the PNG bar chart here")
@@ -49,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         bad = [x for x in a.names if x not in BASELINE_NAMES]
         if bad:
             p.error(f"unknown baseline {bad[0]!r}; choose from {', '.join(BASELINE_NAMES)}")
+    a.tune_names = list(BASELINE_NAMES) if a.tune == "all" else [x.strip() for x in a.tune.split(",") if x.strip()]
     return a
 
 
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dropped {split.info['test_users_unknown']:,} test users unknown to the store "
               f"({split.info['test_rows_unknown_user']:,} rows)", file=sys.stderr)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    results = run_baselines(graph, split, args.names, dataset=dataset, do_tune=args.tune, seed=args.seed,
+    results = run_baselines(graph, split, args.names, dataset=dataset, do_tune=args.tune_names, seed=args.seed,
                             cache_dir=str(store / "text_cache"), log=log)
     if args.model:
         print(f"fusion model not available yet (issue 5): --model {args.model} ignored", file=sys.stderr)
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown_table(results))
     extra = {"split_info": {**split.info, "train": len(split.train), "valid": len(split.valid),
                             "test": len(split.test), "test_users": int(split.test["src"].nunique())},
-             "seed": args.seed, "tuned": args.tune, "total_seconds": round(time.perf_counter() - t0, 1)}
+             "seed": args.seed, "tuned": args.tune_names, "total_seconds": round(time.perf_counter() - t0, 1)}
     if args.json:
         write_json(results_json(results, dataset, args.split, extra), args.json)
         print(f"wrote {args.json}", file=sys.stderr)

@@ -92,14 +92,15 @@ def _test_matrix(split: Split, train):
 
 
 def run_baselines(graph: KnowledgeGraph, split: Split, names: Sequence[str], dataset: str | None = None,
-                  do_tune: bool = False, seed: int = 0, cache_dir: str | None = None,
+                  do_tune: bool | Sequence[str] = False, seed: int = 0, cache_dir: str | None = None,
                   ks: Sequence[int] = (10, 20), log: Callable[[str], None] = print) -> list[RunResult]:
     """Evaluate the named baselines on one split, in order; a baseline that cannot run here is skipped
-    with a logged reason."""
+    with a logged reason. `do_tune`: True (tune all) or the names to tune on validation first."""
     from fusion.baselines import GRIDS, available, make_baseline
 
     final = _train_data(graph, split, True, seed, cache_dir)
-    tuning_data = _train_data(graph, split, False, seed, cache_dir) if do_tune else None
+    tune_names = set(names) if do_tune is True else set(do_tune or ())
+    tuning_data = _train_data(graph, split, False, seed, cache_dir) if tune_names else None
     results = []
     for name in names:
         why = available(name)
@@ -108,7 +109,7 @@ def run_baselines(graph: KnowledgeGraph, split: Split, names: Sequence[str], dat
             continue
         rows: list[dict[str, Any]] = []
         overrides: dict[str, Any] = {}
-        if do_tune and len(GRIDS.get(name, [{}])) > 1:
+        if name in tune_names and len(GRIDS.get(name, [{}])) > 1:
             log(f"tune {name} on validation ({len(GRIDS[name])} points)")
             overrides, rows = tune(lambda **p: make_baseline(name, dataset, **p), GRIDS[name], tuning_data, log)
         model = make_baseline(name, dataset, **overrides)
