@@ -153,12 +153,12 @@ def evaluate_scores(scores: np.ndarray, test: sp.csr_matrix, train: sp.csr_matri
 
 def evaluate_model(model, test: sp.csr_matrix, train: sp.csr_matrix | None = None,
                    ks: Sequence[int] = (10, 20), cold_items: np.ndarray | None = None,
-                   batch_size: int = 1024) -> tuple[dict[str, float], dict[str, float]]:
+                   batch_size: int = 1024) -> tuple[dict[str, float], dict[str, float | None]]:
     """Metrics of `model.score` on the users with test items (spotlight style: `train` items excluded).
 
     Returns (metrics, cold_start) where cold_start holds recall@k over the test items in `cold_items`
     (bool per item column: no training interaction), averaged over users that have such items, plus
-    `users`, the number of those users.
+    `users`, the number of those users (recall is None when there are none).
     """
     test = test.tocsr()
     users = np.flatnonzero(_num_relevant(test) > 0)
@@ -172,5 +172,5 @@ def evaluate_model(model, test: sp.csr_matrix, train: sp.csr_matrix | None = Non
         has = _num_relevant(cold_rel) > 0
         cold["users"] = int(has.sum())
         for k in ks:
-            cold[f"recall@{k}"] = recall_at_k(top[has], cold_rel[has], k) if has.any() else 0.0
+            cold[f"recall@{k}"] = recall_at_k(top[has], cold_rel[has], k) if has.any() else None
     return metrics, cold
