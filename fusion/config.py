@@ -19,6 +19,7 @@ class LossConfig:
         text: InfoNCE between text-side vectors (history text, product text as a pseudo-query) and fused products.
         kg_path: pairwise KG path loss (user -> product -> brand/category/related -> product').
         l2: L2 on the embeddings a batch touches.
+        mask_known: leave the user's other training items out of the softmax denominator (they are not negatives).
         temperature: InfoNCE temperature.
         text_negatives: sampled negatives per InfoNCE batch, besides the in-batch ones.
     """
@@ -28,6 +29,7 @@ class LossConfig:
     kg_path: float = 0.1
     l2: float = 1e-6
     preference_kind: str = "softmax"
+    mask_known: bool = True
     temperature: float = 0.1
     text_negatives: int = 256
 
@@ -55,6 +57,8 @@ class FusionConfig:
         use_gnn: False drops graph propagation (products keep a free id embedding) — the `fusion_no_gnn` ablation.
         use_text: False drops the text tower and the text loss — the `fusion_no_text` ablation.
         history_len: most recent items that make the user's history vector.
+        history_transform: pass the history vector through a learned linear map (identity at start), so that
+            "bought X, next buys Y" can be asymmetric (a stapler suggests staples more than staples a stapler).
         use_user_embedding: add the user's own graph embedding to the history vector.
         encoder: text model name or path (None = bundled all-MiniLM-L6-v2).
         relations: relation types the graph encoder propagates over (None = all).
@@ -66,6 +70,7 @@ class FusionConfig:
     use_gnn: bool = True
     use_text: bool = True
     history_len: int = 20
+    history_transform: bool = True
     use_user_embedding: bool = True
     encoder: str | None = None
     relations: list[str] | None = None

@@ -4,7 +4,7 @@
     T = W_t x_text                                 text side          [n_items, d]
     g = sigmoid(W_g [G; T] + b)                    per-dimension gate [n_items, d]
     F = g * G + (1 - g) * T                        fused products     [n_items, d]
-    u = e_u + sum_k a_k F[h_k]                     user (graph + recency-weighted history), a = softmax(w_pos)
+    u = e_u + W_h sum_k a_k F[h_k]                 user (graph + recency-weighted history), a = softmax(w_pos)
     score(u, i) = <u, F_i>                         so ranking all products is one matrix product
 
 Queries (search) map through their own head into the same space: q = normalize(W_q x_query).
@@ -46,6 +46,7 @@ class FusionModel(nn.Module):
             self.query_head = ProjectionHead(HeadConfig(in_dim=text_dim, out_dim=d, normalize=True))
             self.gate = nn.Linear(2 * d, d)
         self.position_logits = nn.Parameter(torch.zeros(config.history_len))
+        self.history_map = nn.Linear(d, d, bias=False) if config.history_transform else None
         self.history_scale = nn.Parameter(torch.ones(()))
         self.reset_parameters()
 
@@ -55,6 +56,8 @@ class FusionModel(nn.Module):
             # start by favouring recent items a little; the training decides how much
             self.position_logits.copy_(torch.linspace(0.0, 1.0, self.config.history_len))
             self.history_scale.fill_(1.0)
+            if self.history_map is not None:
+                self.history_map.weight.copy_(torch.eye(self.history_map.weight.shape[0]))
         if self.config.use_text:
             nn.init.zeros_(self.gate.weight)
             nn.init.zeros_(self.gate.bias)
@@ -78,7 +81,8 @@ class FusionModel(nn.Module):
         L = history.shape[1]
         logits = self.position_logits[-L:].expand_as(mask).masked_fill(~mask, float("-inf"))
         w = torch.softmax(logits, dim=1).nan_to_num(0.0)
-        return self.history_scale * torch.einsum("bl,bld->bd", w, items[history])
+        h = self.history_scale * torch.einsum("bl,bld->bd", w, items[history])
+        return self.history_map(h) if self.history_map is not None else h
 
     def user_vectors(self, entities: torch.Tensor, items: torch.Tensor, users: torch.Tensor | None,
                      history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -26,20 +26,23 @@ class FusionRecommender(Recommender):
     Args:
         config: model and training configuration (`FusionConfig()` defaults).
         name: reported name (`fusion` or an ablation name).
-        tuning: optional TrainData with `valid` set (training rows without validation): the model is trained on it
-            with early stopping on validation NDCG@10, then `fit(final)` only re-binds the model to the final
-            graph and histories (train + validation rows) without retraining. Without it, `fit` trains on what it
-            is given (early stopping if that has `valid`).
+        tuning: optional TrainData with `valid` set (training rows without validation): the model is first trained
+            on it with early stopping on validation NDCG@10; `fit(final)` then retrains from scratch on `final`
+            (train + validation rows) for the best number of epochs (`refit=True`, the protocol every iterative
+            baseline follows), or only re-binds the tuned model to the final graph (`refit=False`). Without it,
+            `fit` trains on what it is given (early stopping if that has `valid`).
         out_dir: checkpoint directory (resumable) or None.
     """
 
     def __init__(self, config: FusionConfig | None = None, name: str = "fusion", tuning: TrainData | None = None,
-                 out_dir: str | None = None, show_progress: bool = False) -> None:
+                 out_dir: str | None = None, show_progress: bool = False, refit: bool = True) -> None:
         self.config = config or FusionConfig()
         self.name = name
         self._tuning = tuning
         self._out_dir = out_dir
         self._show = show_progress
+        self.refit = refit
+        self.tuning_history_: list[dict] = []
         self.model_: FusionModel | None = None
         self.state_: TrainState | None = None
         self._text = None
@@ -78,17 +81,31 @@ class FusionRecommender(Recommender):
     def fit(self, train: TrainData) -> "FusionRecommender":
         if self._pretrained:  # loaded weights: only re-bind to this graph and these histories
             return self.bind(train)
-        src = self._tuning if self._tuning is not None else train
-        self._item_ids = src.graph.nodes["Product"]["id"].to_numpy()[src.items].tolist()
-        self.model_ = self._build(src)
-        hist = build_histories(src.graph, src.column_of)
-        paths = build_path_sampler(src.graph, src.column_of)
-        self.state_ = train_model(self.model_, self._text_for(src), hist, paths, src.user_items, src.valid,
-                                  out_dir=self._out_dir, show_progress=self._show)
+        if self._tuning is None:
+            return self._train_on(train, train.valid, "")
+        # 1) find the epoch count with early stopping on validation; 2) retrain from scratch on `train`
+        #    (training + validation rows, what the baselines are refitted on) for that many epochs.
+        self._train_on(self._tuning, self._tuning.valid, "tune")
+        tuned = self.state_
+        if not self.refit:
+            return self.bind(train)
+        best = max(1, tuned.best_epoch)
+        self.config.train.epochs = best
+        self._train_on(train, None, "final")
+        self.state_.best_ndcg, self.state_.best_epoch = tuned.best_ndcg, best
+        self.tuning_history_ = tuned.history
+        return self
+
+    def _train_on(self, data: TrainData, valid, stage: str) -> "FusionRecommender":
+        self._item_ids = data.graph.nodes["Product"]["id"].to_numpy()[data.items].tolist()
+        self.model_ = self._build(data)
+        hist = build_histories(data.graph, data.column_of)
+        paths = build_path_sampler(data.graph, data.column_of)
+        out = None if self._out_dir is None else str(Path(self._out_dir) / f"checkpoint{'-' + stage if stage else ''}")
+        self.state_ = train_model(self.model_, self._text_for(data), hist, paths, data.user_items, valid,
+                                  out_dir=out, show_progress=self._show)
         self.best_epoch_ = self.state_.best_epoch
         self._hist = hist
-        if src is not train:
-            self.bind(train)
         return self
 
     def save(self, directory: str | Path, extra: dict | None = None) -> Path:

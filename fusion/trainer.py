@@ -86,8 +86,8 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
                 seen: sp.csr_matrix, valid: sp.csr_matrix | None = None, out_dir: str | Path | None = None,
                 show_progress: bool = True, log: Callable[[str], None] = print) -> TrainState:
     """Train in place. With `valid`, stop early on validation NDCG@10 and keep the best weights; without it,
-    run `config.train.epochs` epochs. With `out_dir`, a checkpoint is written each epoch and training resumes
-    from it after a kill."""
+    run `config.train.epochs` epochs. With `out_dir` (a path prefix), a checkpoint `<out_dir>.pt` is written
+    each epoch and training resumes from it after a kill."""
     cfg: FusionConfig = model.config
     tc, lc = cfg.train, cfg.loss
     torch.manual_seed(tc.seed)
@@ -95,7 +95,7 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tc.lr, weight_decay=tc.weight_decay)
     state = TrainState()
     best_state = None
-    ckpt = Path(out_dir) / "checkpoint.pt" if out_dir else None
+    ckpt = Path(str(out_dir) + ".pt") if out_dir else None
     if ckpt is not None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
     if ckpt is not None and ckpt.exists():
@@ -139,7 +139,10 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
                     neg = torch.from_numpy(rng.integers(0, n_items, len(b)))
                     parts["preference"] = bpr_loss((U * items[target]).sum(-1), (U * items[neg]).sum(-1))
                 else:
-                    parts["preference"] = softmax_preference_loss(U @ items.T, target)
+                    known = None
+                    if lc.mask_known:
+                        known = torch.from_numpy(seen[u_np].toarray() > 0)
+                    parts["preference"] = softmax_preference_loss(U @ items.T, target, known)
             if use_text and lc.text > 0:
                 negs = items[torch.from_numpy(rng.integers(0, n_items, lc.text_negatives))]
                 q_item = model.query_vectors(text[target])

@@ -1,4 +1,4 @@
-"""Evaluate baselines (and, once it exists, our fusion model) on one split of a graph store.
+"""Evaluate baselines, our fusion model and its ablations on one split of a graph store.
 
     python scripts/evaluate.py --store work/scientific/store --split loo --baselines all \
         --json out/eval_scientific.json --plot out/eval_scientific.png
@@ -17,6 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 BASELINE_NAMES = ("popularity", "itemknn", "ease", "bpr_mf", "lightgcn", "text_only", "implicit_als",
                   "implicit_bpr", "lightfm")
+FUSION_NAMES = ("fusion", "fusion_no_text", "fusion_no_gnn", "fusion_no_kg_loss", "fusion_no_text_loss",
+                "fusion_no_pref_loss")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -24,9 +26,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--store", required=True, help="embedded graph store directory")
     p.add_argument("--split", required=True, choices=("loo", "time", "file"))
     p.add_argument("--test-interactions", help="test file (user_id, product_id[, timestamp]) for --split file")
-    p.add_argument("--model", help="trained fusion model directory (issue 5)")
+    p.add_argument("--model", help="trained fusion model directory (scripts/train.py on the same store and split); "
+                   "evaluated as 'fusion'")
     p.add_argument("--baselines", default="all", help="'all', 'none' or a comma-separated list of "
-                   + ", ".join(BASELINE_NAMES))
+                   + ", ".join(BASELINE_NAMES) + " and of our model and its ablations: " + ", ".join(FUSION_NAMES)
+                   + " (those are trained in this run; 'fusion' comes from --model when given)")
+    p.add_argument("--ablations", action="store_true", help="also train and evaluate every fusion ablation")
     p.add_argument("--dataset", help="dataset name for the report and the tuned defaults "
                    "(default: from the store path, e.g. 'scientific')")
     p.add_argument("--tune", nargs="?", const="all", default="",
@@ -48,9 +53,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         a.names = []
     else:
         a.names = [x.strip() for x in a.baselines.split(",") if x.strip()]
-        bad = [x for x in a.names if x not in BASELINE_NAMES]
+        bad = [x for x in a.names if x not in BASELINE_NAMES + FUSION_NAMES]
         if bad:
-            p.error(f"unknown baseline {bad[0]!r}; choose from {', '.join(BASELINE_NAMES)}")
+            p.error(f"unknown model {bad[0]!r}; choose from {', '.join(BASELINE_NAMES + FUSION_NAMES)}")
+    a.fusion_names = [x for x in a.names if x in FUSION_NAMES]
+    a.names = [x for x in a.names if x in BASELINE_NAMES]
+    if a.model and "fusion" not in a.fusion_names:
+        a.fusion_names.insert(0, "fusion")
+    if a.ablations:
+        a.fusion_names += [x for x in FUSION_NAMES[1:] if x not in a.fusion_names]
     a.tune_names = list(BASELINE_NAMES) if a.tune == "all" else [x.strip() for x in a.tune.split(",") if x.strip()]
     return a
 
@@ -64,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import kg
     from fusion.evaluation import (make_split, markdown_table, plot_results, results_json, run_baselines,
-                                   write_json)
+                                   run_fusion, write_json)
 
     store = Path(args.store)
     if not kg.EmbeddedStore(store).exists():
@@ -84,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     results = run_baselines(graph, split, args.names, dataset=dataset, do_tune=args.tune_names, seed=args.seed,
                             cache_dir=str(store / "text_cache"), log=log)
-    if args.model:
-        print(f"fusion model not available yet (issue 5): --model {args.model} ignored", file=sys.stderr)
+    if args.fusion_names:
+        results += run_fusion(graph, split, args.fusion_names, model_dir=args.model, seed=args.seed,
+                              cache_dir=str(store / "text_cache"), log=log)
     if not results:
         print("error: nothing was evaluated", file=sys.stderr)
         return 1

@@ -4,8 +4,10 @@
   python scripts/train.py --store work/beauty/store --out work/beauty/model --split file \
       --test-interactions work/beauty/test_interactions.csv
 
-Seeded; early stopping on validation NDCG@10; a checkpoint each epoch (re-run the same command after a
-kill to resume); writes config.json beside the weights, history.json and curves.png.
+Two stages, as every iterative baseline is trained: early stopping on validation NDCG@10 (training rows
+only), then retraining from scratch on training + validation rows for the best number of epochs; the
+saved weights are the retrained ones. Seeded; a checkpoint each epoch of each stage (re-run the same
+command after a kill to resume); writes config.json beside the weights, history.json and curves.png.
 """
 from __future__ import annotations
 
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                                       "fusion_no_text_loss, fusion_no_pref_loss")
     ap.add_argument("--set", nargs=2, action="append", metavar=("KEY", "JSON"),
                     help="override a config field, e.g. --set train.epochs 20 --set gnn.num_layers 1")
+    ap.add_argument("--no-refit", action="store_true", help="keep the early-stopped model trained on the training "
+                    "rows only instead of retraining on training + validation rows for the best epoch count")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     if args.split == "file" and not args.test_interactions:
@@ -66,16 +70,24 @@ def main(argv: list[str] | None = None) -> int:
     split = make_split(graph, args.split, seed=args.seed, test_file=args.test_interactions)
     print(split.summary())
     cfg = build_config(args)
-    data = TrainData.from_graph(split.fit_graph(graph, final=False), valid=split.valid, seed=args.seed,
-                                cache_dir=str(args.store / "text_cache"))
-    rec = FusionRecommender(cfg, name=args.variant or "fusion", out_dir=str(args.out), show_progress=not args.quiet)
-    rec.fit(data)
+    cache = str(args.store / "text_cache")
+    tuning = TrainData.from_graph(split.fit_graph(graph, final=False), valid=split.valid, seed=args.seed,
+                                  cache_dir=cache)
+    final = TrainData.from_graph(split.fit_graph(graph, final=True), seed=args.seed, cache_dir=cache)
+    rec = FusionRecommender(cfg, name=args.variant or "fusion", tuning=tuning, out_dir=str(args.out),
+                            show_progress=not args.quiet, refit=not args.no_refit)
+    rec.fit(final)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     rec.save(args.out, extra={"store": str(args.store.resolve()), "split": args.split, "seed": args.seed,
                               "test_interactions": str(args.test_interactions or ""),
                               "peak_rss_gib": round(peak_gib, 2)})
-    write_history(rec.state_, args.out / "history.json")
-    plot_curves(rec.state_, args.out / "curves.png", title=f"{args.store.parent.name} ({args.split})")
+    curve = rec.state_
+    if rec.tuning_history_:  # plot the validation-monitored run; the refit repeats it without validation
+        from fusion.trainer import TrainState
+        curve = TrainState(epoch=len(rec.tuning_history_), best_epoch=rec.state_.best_epoch,
+                           best_ndcg=rec.state_.best_ndcg, history=rec.tuning_history_, seconds=rec.state_.seconds)
+    write_history(curve, args.out / "history.json")
+    plot_curves(curve, args.out / "curves.png", title=f"{args.store.parent.name} ({args.split})")
     s = rec.state_
     print(f"best epoch {s.best_epoch}: valid NDCG@10 {s.best_ndcg:.4f}; trained {s.seconds / 60:.1f} min, "
           f"total {(time.perf_counter() - t0) / 60:.1f} min, peak RSS {peak_gib:.2f} GiB -> {args.out}")

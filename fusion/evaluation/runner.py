@@ -18,7 +18,7 @@ from kg.graph import KnowledgeGraph
 from .metrics import evaluate_model, ndcg_at_k, rank_top_k
 from .splits import Split
 
-__all__ = ["RunResult", "evaluate_recommender", "run_baselines", "tune", "validation_ndcg"]
+__all__ = ["RunResult", "evaluate_recommender", "run_baselines", "run_fusion", "tune", "validation_ndcg"]
 
 
 @dataclass
@@ -115,6 +115,52 @@ def run_baselines(graph: KnowledgeGraph, split: Split, names: Sequence[str], dat
         model = make_baseline(name, dataset, **overrides)
         res = evaluate_recommender(model, name, graph, split, seed, cache_dir, ks, train=final)
         res.tuning = rows
+        log(f"{name}: NDCG@10 {res.metrics['ndcg@10']:.4f}  Recall@20 {res.metrics['recall@20']:.4f}  "
+            f"fit {res.fit_seconds:.1f}s  eval {res.eval_seconds:.1f}s  {res.params}")
+        results.append(res)
+    return results
+
+
+def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_dir: str | None = None,
+               seed: int = 0, cache_dir: str | None = None, ks: Sequence[int] = (10, 20),
+               log: Callable[[str], None] = print) -> list[RunResult]:
+    """Evaluate `fusion` and its ablations (`fusion_no_text`, ...) on `split` like every baseline.
+
+    Each variant trains on the training rows with early stopping on validation NDCG@10, then scores the
+    test users with train + validation histories and graph (what the baselines are refitted on). With
+    `model_dir` (from scripts/train.py on the same store and split), `fusion` is that trained model and the
+    ablations start from its config.
+    """
+    import json
+    from pathlib import Path
+
+    from fusion.baselines.base import TrainData
+    from fusion.config import FusionConfig
+    from fusion.recommender import FusionRecommender
+
+    tuning = TrainData.from_graph(split.fit_graph(graph, False), valid=split.valid, seed=seed, cache_dir=cache_dir)
+    final = _train_data(graph, split, True, seed, cache_dir)
+    base = FusionConfig()
+    trained_seconds = 0.0
+    if model_dir is not None:
+        meta = json.loads((Path(model_dir) / "meta.json").read_text())
+        if meta.get("split") not in (None, split.kind) or meta.get("seed", seed) != seed:
+            raise ValueError(f"{model_dir} was trained on split {meta.get('split')!r} (seed {meta.get('seed')}), "
+                             f"not {split.kind!r} (seed {seed}): its validation/test rows differ")
+        base = FusionConfig.load(model_dir)
+        trained_seconds = float(meta.get("train_seconds") or 0.0)
+    results = []
+    for name in names:
+        if name == "fusion" and model_dir is not None:
+            rec = FusionRecommender.load(model_dir, tuning)
+        else:
+            rec = FusionRecommender(base.ablation(name), name=name, tuning=tuning)
+        res = evaluate_recommender(rec, name, graph, split, seed, cache_dir, ks, train=final)
+        if name == "fusion" and model_dir is not None:
+            res.fit_seconds += trained_seconds  # training happened in scripts/train.py
+        res.params = {"best_epoch": int(getattr(rec, "best_epoch_", 0)),
+                      "best_valid_ndcg@10": None if rec.state_ is None else round(rec.state_.best_ndcg, 5),
+                      **({"model_dir": str(model_dir)} if name == "fusion" and model_dir else {})}
         log(f"{name}: NDCG@10 {res.metrics['ndcg@10']:.4f}  Recall@20 {res.metrics['recall@20']:.4f}  "
             f"fit {res.fit_seconds:.1f}s  eval {res.eval_seconds:.1f}s  {res.params}")
         results.append(res)
