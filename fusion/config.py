@@ -19,6 +19,8 @@ class LossConfig:
         text: InfoNCE between text-side vectors (history text, product text as a pseudo-query) and fused products.
         kg_path: pairwise KG path loss (user -> product -> brand/category/related -> product').
         l2: L2 on the embeddings a batch touches.
+        num_negatives: 0 = softmax over every catalog item; N > 0 = sampled softmax over the positives of the
+            batch plus N items drawn uniformly, shared by the batch (cheaper on large catalogs).
         mask_known: leave the user's other training items out of the softmax denominator (they are not negatives).
         temperature: InfoNCE temperature.
         text_negatives: sampled negatives per InfoNCE batch, besides the in-batch ones.
@@ -29,6 +31,7 @@ class LossConfig:
     kg_path: float = 0.1
     l2: float = 1e-6
     preference_kind: str = "softmax"
+    num_negatives: int = 0
     mask_known: bool = True
     temperature: float = 0.1
     text_negatives: int = 256
@@ -62,6 +65,8 @@ class FusionConfig:
         use_user_embedding: add the user's own graph embedding to the history vector.
         encoder: text model name or path (None = bundled all-MiniLM-L6-v2).
         relations: relation types the graph encoder propagates over (None = all).
+        external_products: keep products outside the catalog (ends of also_bought etc.) in the propagation graph;
+            False drops them and their edges (much less message passing on catalogs with many of them).
     """
 
     gnn: GNNConfig = field(default_factory=GNNConfig)
@@ -74,6 +79,7 @@ class FusionConfig:
     use_user_embedding: bool = True
     encoder: str | None = None
     relations: list[str] | None = None
+    external_products: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -35,11 +35,40 @@ class ModelInputs:
 
 
 def build_inputs(graph: KnowledgeGraph, items: np.ndarray, relations: list[str] | None,
-                 text: torch.Tensor | None) -> ModelInputs:
-    """Entity index of `graph` (the training graph) and item -> entity mapping."""
+                 text: torch.Tensor | None, external_products: bool = True) -> ModelInputs:
+    """Entity index of `graph` (the training graph) and item -> entity mapping.
+
+    With `external_products=False`, products outside the catalog and their edges are left out of the
+    propagation graph (far less work on catalogs where they outnumber the catalog)."""
     from gnn import build_entity_index
     from kg.export import to_hetero_data
 
+    product_index = np.asarray(items, dtype=np.int64)
+    if not external_products:
+        graph, new_index = _catalog_only(graph)
+        product_index = new_index[product_index]
     index = build_entity_index(to_hetero_data(graph), relations)
-    item_entity = torch.from_numpy(np.asarray(items, dtype=np.int64) + index.offsets[PRODUCT])
+    item_entity = torch.from_numpy(product_index + index.offsets[PRODUCT])
     return ModelInputs(index, item_entity, text)
+
+
+def _catalog_only(graph: KnowledgeGraph) -> tuple[KnowledgeGraph, np.ndarray]:
+    """The graph without products outside the catalog (and their edges); returns it and, for each old
+    product index, its new index (-1 for dropped products)."""
+    from kg.schema import REL_SPECS
+
+    cat = graph.catalog_mask
+    new_index = np.where(cat, np.cumsum(cat) - 1, -1)
+    nodes = dict(graph.nodes)
+    nodes[PRODUCT] = graph.nodes[PRODUCT][cat].reset_index(drop=True)
+    out = KnowledgeGraph(nodes=nodes, edges={})
+    for rel, e in graph.edges.items():
+        spec = REL_SPECS[rel]
+        src, dst = e["src"].to_numpy(), e["dst"].to_numpy()
+        if spec.src == PRODUCT:
+            src = new_index[src]
+        if spec.dst == PRODUCT:
+            dst = new_index[dst]
+        keep = (src >= 0) & (dst >= 0)
+        out.edges[rel] = e[keep].assign(src=src[keep], dst=dst[keep]).reset_index(drop=True)
+    return out, new_index

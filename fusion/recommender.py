@@ -63,14 +63,14 @@ class FusionRecommender(Recommender):
 
     def _build(self, data: TrainData) -> FusionModel:
         text = self._text_for(data)
-        inputs = build_inputs(data.graph, data.items, self.config.relations, text)
+        inputs = build_inputs(data.graph, data.items, self.config.relations, text, self.config.external_products)
         dim = text.shape[1] if text is not None else 384
         return FusionModel(self.config, inputs.index, inputs.item_entity, text_dim=dim)
 
     def bind(self, data: TrainData) -> "FusionRecommender":
         """Point a trained model at `data`'s graph (message passing) and histories (user vectors)."""
         from gnn import KGEncoder  # noqa: F401  (index swap below keeps learned weights)
-        inputs = build_inputs(data.graph, data.items, self.config.relations, None)
+        inputs = build_inputs(data.graph, data.items, self.config.relations, None, self.config.external_products)
         assert self.model_ is not None
         if inputs.index.total != self.model_.gnn.index.total:
             raise ValueError("the graph to bind has a different number of entities than the trained model")

@@ -51,8 +51,9 @@ def score_users(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
 
 
 def evaluate_ndcg(model: FusionModel, text, hist: Histories, seen: sp.csr_matrix, valid: sp.csr_matrix,
-                  k: int = 10, max_users: int = 20000, seed: int = 0) -> float:
-    """Validation NDCG@k over users with validation items (a fixed sample of at most `max_users`)."""
+                  k: int = 10, max_users: int = 10000, seed: int = 0) -> float:
+    """Validation NDCG@k over users with validation items (a fixed sample of at most `max_users`, so that
+    early stopping stays cheap on large catalogs)."""
     from fusion.evaluation.metrics import ndcg_at_k, top_k
 
     users = np.flatnonzero(np.diff(valid.indptr) > 0)
@@ -138,6 +139,14 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
                 if lc.preference_kind == "bpr":
                     neg = torch.from_numpy(rng.integers(0, n_items, len(b)))
                     parts["preference"] = bpr_loss((U * items[target]).sum(-1), (U * items[neg]).sum(-1))
+                elif lc.num_negatives > 0:
+                    # sampled softmax: the batch's positives and N shared uniform negatives as candidates
+                    cand = torch.cat([target.unique(), torch.from_numpy(rng.integers(0, n_items, lc.num_negatives))])
+                    col = torch.searchsorted(cand[: len(target.unique())], target)
+                    known = None
+                    if lc.mask_known:
+                        known = torch.from_numpy(seen[u_np][:, cand.numpy()].toarray() > 0)
+                    parts["preference"] = softmax_preference_loss(U @ items[cand].T, col, known)
                 else:
                     known = None
                     if lc.mask_known:

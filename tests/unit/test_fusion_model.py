@@ -148,3 +148,15 @@ def test_early_stopping_keeps_best_epoch(tiny_graph, monkeypatch):
     assert all("valid_ndcg@10" in r for r in s.history)
     best = max(r["valid_ndcg@10"] for r in s.history)
     assert s.best_ndcg == pytest.approx(best) and s.epoch <= 6
+
+
+def test_catalog_only_graph_drops_external_products(tiny_graph):
+    from fusion.features import build_inputs
+    data = _data(tiny_graph)
+    full = build_inputs(tiny_graph, data.items, None, None, external_products=True)
+    cat = build_inputs(tiny_graph, data.items, None, None, external_products=False)
+    assert cat.index.num_nodes["Product"] == 4 and full.index.num_nodes["Product"] == 5
+    # item columns map to the same products' entities, relative to the Product block
+    assert (cat.item_entity - cat.index.offsets["Product"]).tolist() == [0, 1, 2, 3]
+    nnz = {r: a._nnz() for r, a in zip(cat.index.relations, cat.index.adjacency)}
+    assert nnz["ALSO_BOUGHT"] == 2  # p1-p2 both ways; p1-X9 dropped
