@@ -6,7 +6,7 @@ DATA ?= ../shared/data
 WORK ?= work
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test lightfm results clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# optional: the LightFM baseline (its PyPI source needs a one-line patch to build; see the script)
+lightfm: $(STAMP)
+	PY=$(BIN)/python bash scripts/install_lightfm.sh
+
+# regenerate the README results tables (all baselines + fusion on both datasets)
+results: $(STAMP)
+	PY=$(BIN)/python bash scripts/eval_results.sh
 
 clean:
 	rm -rf $(WORK)
