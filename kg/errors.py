@@ -32,7 +32,7 @@ class InputError(ValueError):
         head = "\n  ".join(str(p) for p in problems[:5])
         more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
         hint = "" if problems and problems[0].line == 0 else "\n(use --on-error skip to skip bad rows and write a report)"
-        super().__init__(f"{len(problems)} bad input row(s):\n  {head}{more}{hint}")
+        super().__init__(f"{len(problems)} input problem(s):\n  {head}{more}{hint}")
 
 
 def write_skip_report(problems: list[RowProblem], path: str | Path) -> None:
