@@ -42,8 +42,8 @@ class TrainConfig:
     """Optimisation: epochs, batch, learning rate, early stopping on validation NDCG@10, seed."""
 
     epochs: int = 40
-    batch_size: int = 1024
-    lr: float = 3e-3
+    batch_size: int = 2048
+    lr: float = 5e-3
     weight_decay: float = 0.0
     patience: int = 4
     eval_every: int = 1
