@@ -79,6 +79,14 @@ class FusionRecommender(Recommender):
         return self
 
     def fit(self, train: TrainData) -> "FusionRecommender":
+        import time
+        t0 = time.perf_counter()
+        try:
+            return self._fit(train)
+        finally:
+            self.fit_seconds_ = time.perf_counter() - t0
+
+    def _fit(self, train: TrainData) -> "FusionRecommender":
         if self._pretrained:  # loaded weights: only re-bind to this graph and these histories
             return self.bind(train)
         if self._tuning is None:
@@ -122,7 +130,7 @@ class FusionRecommender(Recommender):
         (d / "items.json").write_text(json.dumps(self._item_ids))
         meta = {"name": self.name, "best_epoch": self.best_epoch_,
                 "best_valid_ndcg@10": None if self.state_ is None else self.state_.best_ndcg,
-                "train_seconds": None if self.state_ is None else self.state_.seconds, **(extra or {})}
+                "train_seconds": round(getattr(self, "fit_seconds_", 0.0), 1), **(extra or {})}
         (d / "meta.json").write_text(json.dumps(meta, indent=2))
         return d
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,12 +86,15 @@ def _save_atomic(obj, path: Path) -> None:
 
 def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, paths: PathSampler,
                 seen: sp.csr_matrix, valid: sp.csr_matrix | None = None, out_dir: str | Path | None = None,
-                show_progress: bool = True, log: Callable[[str], None] = print) -> TrainState:
+                show_progress: bool = True, log: Callable[[str], None] | None = None) -> TrainState:
     """Train in place. With `valid`, stop early on validation NDCG@10 and keep the best weights; without it,
     run `config.train.epochs` epochs. With `out_dir` (a path prefix), a checkpoint `<out_dir>.pt` is written
     each epoch and training resumes from it after a kill."""
     cfg: FusionConfig = model.config
     tc, lc = cfg.train, cfg.loss
+    if log is None:  # progress lines go to stderr so that stdout stays the caller's (e.g. a markdown table)
+        def log(msg: str) -> None:
+            print(msg, file=sys.stderr, flush=True)
     torch.manual_seed(tc.seed)
     rng = np.random.default_rng(tc.seed)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tc.lr, weight_decay=tc.weight_decay)

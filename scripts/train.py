@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     write_history(curve, args.out / "history.json")
     plot_curves(curve, args.out / "curves.png", title=f"{args.store.parent.name} ({args.split})")
     s = rec.state_
-    print(f"best epoch {s.best_epoch}: valid NDCG@10 {s.best_ndcg:.4f}; trained {s.seconds / 60:.1f} min, "
+    print(f"best epoch {s.best_epoch}: valid NDCG@10 {s.best_ndcg:.4f}; trained {rec.fit_seconds_ / 60:.1f} min "
+          f"(both stages), "
           f"total {(time.perf_counter() - t0) / 60:.1f} min, peak RSS {peak_gib:.2f} GiB -> {args.out}")
     return 0
 
