@@ -28,8 +28,8 @@ class LossConfig:
 
     preference: float = 1.0
     text: float = 0.1
-    kg_path: float = 0.1
-    l2: float = 1e-6
+    kg_path: float = 0.3
+    l2: float = 1e-5
     preference_kind: str = "softmax"
     num_negatives: int = 0
     mask_known: bool = True

@@ -50,7 +50,7 @@ class GNNConfig:
             the model from relying only on memorised user-item edges).
     """
 
-    dim: int = 64
+    dim: int = 128
     num_layers: int = 2
     init_std: float = 0.1
     edge_dropout: float = 0.0
