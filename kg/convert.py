@@ -11,7 +11,7 @@ import pandas as pd
 
 from .schema import CATEGORY_LEVEL_SEP, CATEGORY_PATH_SEP
 
-__all__ = ["ConvertResult", "convert_amazon_json", "convert_amazon_kg", "AMAZON_KG_RELATIONS"]
+__all__ = ["ConvertResult", "amazon_json_products", "convert_amazon_json", "convert_amazon_kg", "AMAZON_KG_RELATIONS"]
 
 # amazon-kg file stem -> relation name in relations.csv
 AMAZON_KG_RELATIONS = {"also_bought_p_p": "also_bought", "also_viewed_p_p": "also_viewed",
@@ -32,12 +32,11 @@ def _write(df: pd.DataFrame, path: Path) -> int:
     return len(df)
 
 
-def convert_amazon_json(items: str | Path, interactions: str | Path, out: str | Path) -> ConvertResult:
-    """`X.item.json` ({idx: {title, description, brand, categories: "A,B,C"}}) and `X.inter.json`
-    ({user: [item idx, ...] in time order}) -> products.csv, interactions.csv (no timestamps: file order)."""
-    out = Path(out)
+def amazon_json_products(items: str | Path) -> pd.DataFrame:
+    """`X.item.json` ({idx: {title, description, brand, categories: "A,B,C"}}) -> products in our format
+    (product_id, title, description, brand, categories with levels joined by " > ")."""
     item_map = json.loads(Path(items).read_text(encoding="utf-8"))
-    prods = pd.DataFrame({
+    return pd.DataFrame({
         "product_id": list(item_map),
         "title": [v.get("title") or "" for v in item_map.values()],
         "description": [v.get("description") or "" for v in item_map.values()],
@@ -46,6 +45,13 @@ def convert_amazon_json(items: str | Path, interactions: str | Path, out: str | 
         "categories": [CATEGORY_LEVEL_SEP.join(x.strip() for x in (v.get("categories") or "").split(",") if x.strip())
                        for v in item_map.values()],
     })
+
+
+def convert_amazon_json(items: str | Path, interactions: str | Path, out: str | Path) -> ConvertResult:
+    """`X.item.json` and `X.inter.json` ({user: [item idx, ...] in time order})
+    -> products.csv, interactions.csv (no timestamps: file order)."""
+    out = Path(out)
+    prods = amazon_json_products(items)
     inter_map = json.loads(Path(interactions).read_text(encoding="utf-8"))
     users = [u for u, seq in inter_map.items() for _ in seq]
     items_ = [str(i) for seq in inter_map.values() for i in seq]

@@ -30,24 +30,12 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "amazon-scientific"
 
 def load_products(data_dir: Path):
     """``Scientific.item.json`` -> products DataFrame (product_id = the item key)."""
-    import pandas as pd
+    from kg.convert import amazon_json_products
 
     path = data_dir / "Scientific.item.json"
     if not path.is_file():
         raise SystemExit(f"expected the catalog at {path}; pass --data DIR")
-    items = json.loads(path.read_text())
-    return pd.DataFrame(
-        [
-            {
-                "product_id": key,
-                "title": item.get("title", ""),
-                "description": item.get("description", ""),
-                "brand": item.get("brand", ""),
-                "categories": " > ".join(p for p in item.get("categories", "").split(",") if p),
-            }
-            for key, item in items.items()
-        ]
-    )
+    return amazon_json_products(path)
 
 
 def timed(fn):

@@ -72,21 +72,9 @@ def tiny_products():
 
 def scientific_products(limit: int | None = None):
     """The Amazon Scientific catalog as a products DataFrame, or skip when the data is absent."""
-    import json
-
-    import pandas as pd
-
     if not SCIENTIFIC.is_file():
         pytest.skip(f"real data {SCIENTIFIC} not present (expected ../shared/data next to the repo)")
-    items = json.loads(SCIENTIFIC.read_text())
-    rows = [
-        {
-            "product_id": key,
-            "title": item.get("title", ""),
-            "description": item.get("description", ""),
-            "brand": item.get("brand", ""),
-            "categories": " > ".join(p for p in item.get("categories", "").split(",") if p),
-        }
-        for key, item in items.items()
-    ]
-    return pd.DataFrame(rows[:limit] if limit else rows)
+    from kg.convert import amazon_json_products
+
+    products = amazon_json_products(SCIENTIFIC)
+    return products.iloc[:limit].reset_index(drop=True) if limit else products
