@@ -69,9 +69,9 @@ class FusionRecommender(Recommender):
 
     def bind(self, data: TrainData) -> "FusionRecommender":
         """Point a trained model at `data`'s graph (message passing) and histories (user vectors)."""
-        from gnn import KGEncoder  # noqa: F401  (index swap below keeps learned weights)
         inputs = build_inputs(data.graph, data.items, self.config.relations, None, self.config.external_products)
-        assert self.model_ is not None
+        if self.model_ is None:
+            raise RuntimeError("bind() needs a trained or loaded model: call fit() or load() first")
         if inputs.index.total != self.model_.gnn.index.total:
             raise ValueError("the graph to bind has a different number of entities than the trained model")
         self.model_.gnn.index = inputs.index

@@ -86,8 +86,12 @@ class KGEncoder(nn.Module):
     @index.setter
     def index(self, value: EntityIndex) -> None:
         """Swap the graph (same entities, e.g. training + validation edges) and keep the learned weights."""
+        import warnings
+
         self._index = value
-        self._csr = [a.to_sparse_csr() for a in value.adjacency]
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": we only multiply with it
+            warnings.simplefilter("ignore", UserWarning)
+            self._csr = [a.to_sparse_csr() for a in value.adjacency]
 
     def _spmm(self, r: int, x: torch.Tensor) -> torch.Tensor:
         p = self.config.edge_dropout
