@@ -27,15 +27,14 @@ def text_embeddings(graph: KnowledgeGraph, items: np.ndarray, encoder_name: str 
 
 @dataclass
 class ModelInputs:
-    """What `FusionModel` is built over: the entity index, each item column's entity, and text vectors."""
+    """What `FusionModel` is built over: the entity index and each item column's entity."""
 
     index: object  # gnn.EntityIndex
     item_entity: torch.Tensor
-    text: torch.Tensor | None
 
 
 def build_inputs(graph: KnowledgeGraph, items: np.ndarray, relations: list[str] | None,
-                 text: torch.Tensor | None, external_products: bool = True) -> ModelInputs:
+                 external_products: bool = True) -> ModelInputs:
     """Entity index of `graph` (the training graph) and item -> entity mapping.
 
     With `external_products=False`, products outside the catalog and their edges are left out of the
@@ -49,7 +48,7 @@ def build_inputs(graph: KnowledgeGraph, items: np.ndarray, relations: list[str] 
         product_index = new_index[product_index]
     index = build_entity_index(to_hetero_data(graph), relations)
     item_entity = torch.from_numpy(product_index + index.offsets[PRODUCT])
-    return ModelInputs(index, item_entity, text)
+    return ModelInputs(index, item_entity)
 
 
 def _catalog_only(graph: KnowledgeGraph) -> tuple[KnowledgeGraph, np.ndarray]:

@@ -153,8 +153,8 @@ def test_early_stopping_keeps_best_epoch(tiny_graph, monkeypatch):
 def test_catalog_only_graph_drops_external_products(tiny_graph):
     from fusion.features import build_inputs
     data = _data(tiny_graph)
-    full = build_inputs(tiny_graph, data.items, None, None, external_products=True)
-    cat = build_inputs(tiny_graph, data.items, None, None, external_products=False)
+    full = build_inputs(tiny_graph, data.items, None, external_products=True)
+    cat = build_inputs(tiny_graph, data.items, None, external_products=False)
     assert cat.index.num_nodes["Product"] == 4 and full.index.num_nodes["Product"] == 5
     # item columns map to the same products' entities, relative to the Product block
     assert (cat.item_entity - cat.index.offsets["Product"]).tolist() == [0, 1, 2, 3]
