@@ -11,6 +11,7 @@ __all__ = [
     "FusionConfig", "LossConfig", "TrainConfig", "ABLATIONS", "FusionModel", "FusionRecommender",
     "info_nce_loss", "bpr_loss", "softmax_preference_loss", "kg_path_loss", "l2_regularization",
     "train_model", "TrainState",
+    "ExactIndex", "FaissIndex", "ANNConfig",
 ]
 
 _WHERE = {
@@ -19,6 +20,7 @@ _WHERE = {
     "info_nce_loss": "losses", "bpr_loss": "losses", "softmax_preference_loss": "losses",
     "kg_path_loss": "losses", "l2_regularization": "losses",
     "train_model": "trainer", "TrainState": "trainer",
+    "ExactIndex": "topk", "FaissIndex": "ann", "ANNConfig": "ann",
 }
 
 
