@@ -1,0 +1,275 @@
+"""Approximate maximum-inner-product search with faiss, for catalogs of millions of products.
+
+`FaissIndex` answers exactly what `fusion.topk.ExactIndex` answers (`size`, `search`, `add`; see
+`fusion.topk.TopKIndex`), approximately: the best k columns by inner product <query, product>, best first,
+padded with (-inf, -1). Filters stay exact: `exclude` (per query row) and `allowed` (a bool mask over
+columns) are applied to an over-fetched candidate list (k + the longest exclude list, scaled up by
+n / |allowed|), which grows 4x until k candidates survive; a row that still lacks them, or an `allowed`
+mask of at most `exact_below` columns, is answered exactly over the qualifying columns. So a filtered search
+never returns an excluded or disallowed column and returns k columns whenever k qualify.
+
+Structures (`ANNConfig.kind`):
+
+- `hnsw` (default): `IndexHNSWFlat` with `METRIC_INNER_PRODUCT`, a graph over the raw vectors; returned
+  scores are exact inner products. Recall is set by `ef_search`, build time by `m` and `ef_construction`.
+- `ivf_flat`: `IndexIVFFlat` (inverted lists around `nlist` k-means centroids, `nprobe` lists scanned per
+  query); the raw vectors are kept once more beside it for the exact fallback.
+- `flat`: `IndexFlatIP`, exhaustive (a reference; `ExactIndex` does the same with numpy).
+
+faiss is imported on first use: `pip install faiss-cpu` (or the project's `ann` extra).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .topk import ExactIndex, TopKIndex, select_top_k
+
+__all__ = ["ANNConfig", "FaissIndex", "recall_at_k"]
+
+KINDS = ("hnsw", "ivf_flat", "flat")
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as e:  # pragma: no cover - message pinned by tests through a patched import
+        raise ImportError("FaissIndex needs faiss, which is not installed: pip install faiss-cpu "
+                          "(or pip install -e '.[ann]' in this repository)") from e
+    return faiss
+
+
+@dataclass
+class ANNConfig:
+    """Settings of a `FaissIndex`.
+
+    Args:
+        kind: `hnsw` (default), `ivf_flat` or `flat`.
+        m: HNSW neighbours per node (32; memory grows by about 8*m bytes per product).
+        ef_construction: HNSW candidate-list size while building (100; higher = better graph, slower build).
+        ef_search: HNSW candidate-list size per query (64; raised to the number of columns fetched).
+        nlist: IVF lists; None = 4 * sqrt(n), at most n / 39 (faiss wants 39 training points per list).
+        nprobe: IVF lists scanned per query (32).
+        train_size: IVF: at most this many vectors (seeded sample) train the coarse quantizer.
+        exact_below: an `allowed` mask of at most this many columns is searched exactly (no graph walk).
+        max_fetch: over-fetching grows up to this many columns per query before the exact fallback.
+        threads: faiss OpenMP threads (`faiss.omp_set_num_threads`, process-wide); None keeps faiss's default.
+            Single queries run on one thread anyway for HNSW; 1 avoids OpenMP start-up cost on a busy machine.
+        seed: seed of the IVF training sample and k-means.
+    """
+
+    kind: str = "hnsw"
+    m: int = 32
+    ef_construction: int = 100
+    ef_search: int = 64
+    nlist: int | None = None
+    nprobe: int = 32
+    train_size: int = 200_000
+    exact_below: int = 20_000
+    max_fetch: int = 4096
+    threads: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"ANNConfig.kind must be one of {KINDS}, got {self.kind!r}")
+        for name in ("m", "ef_construction", "ef_search", "nprobe", "train_size", "max_fetch"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"ANNConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.nlist is not None and self.nlist < 1:
+            raise ValueError(f"ANNConfig.nlist must be >= 1 or None, got {self.nlist!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"ANNConfig.threads must be >= 1 or None, got {self.threads!r}")
+        if self.exact_below < 0:
+            raise ValueError(f"ANNConfig.exact_below must be >= 0, got {self.exact_below!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class FaissIndex:
+    """Approximate maximum-inner-product top-k over product vectors (the `TopKIndex` interface).
+
+    Args:
+        vectors: float32 [n, d] product vectors (not normalised: the score is the plain inner product).
+        config: `ANNConfig()` defaults (HNSW, m=32, ef_search=64).
+    """
+
+    def __init__(self, vectors: np.ndarray, config: ANNConfig | None = None) -> None:
+        self.config = config or ANNConfig()
+        v = np.ascontiguousarray(vectors, dtype=np.float32)
+        if v.ndim != 2:
+            raise ValueError(f"vectors must be 2-D [n, d], got shape {v.shape}")
+        faiss = _faiss()
+        if self.config.threads is not None:
+            faiss.omp_set_num_threads(int(self.config.threads))
+        self._faiss = faiss
+        self._d = v.shape[1]
+        self._copy: ExactIndex | None = None  # raw vectors when faiss does not keep them contiguously by id
+        self.index = self._build(v)
+
+    # --- building --------------------------------------------------------------------------------
+    def _build(self, v: np.ndarray) -> Any:
+        faiss, cfg, d = self._faiss, self.config, self._d
+        if cfg.kind == "hnsw":
+            index = faiss.IndexHNSWFlat(d, int(cfg.m), faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = int(cfg.ef_construction)
+            index.hnsw.efSearch = int(cfg.ef_search)
+        elif cfg.kind == "flat":
+            index = faiss.IndexFlatIP(d)
+        else:
+            if len(v) == 0:
+                raise ValueError("an ivf_flat index trains its lists on the vectors it is built with: got 0 vectors")
+            nlist = cfg.nlist or int(round(4 * math.sqrt(len(v))))
+            nlist = max(1, min(nlist, len(v) // 39 or 1))
+            quantizer = faiss.IndexFlatIP(d)
+            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            index.cp.seed = int(cfg.seed)
+            sample = v
+            if len(v) > cfg.train_size:
+                rows = np.random.default_rng(cfg.seed).choice(len(v), cfg.train_size, replace=False)
+                sample = v[np.sort(rows)]
+            index.train(sample)
+            index.nprobe = min(int(cfg.nprobe), nlist)
+            self._quantizer = quantizer  # the IVF index does not own it: keep it alive
+            self._copy = ExactIndex(v)
+        if len(v):
+            index.add(v)
+        return index
+
+    @property
+    def size(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return self._d
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """float32 [n, d] raw vectors (a view into faiss's storage or the kept copy: do not modify)."""
+        if self._copy is not None:
+            return self._copy.vectors
+        n = self.size
+        if n == 0:
+            return np.zeros((0, self._d), np.float32)
+        flat = self.index.storage if self.config.kind == "hnsw" else self.index
+        flat = self._faiss.downcast_index(flat)
+        return self._faiss.rev_swig_ptr(flat.get_xb(), n * self._d).reshape(n, self._d)
+
+    def add(self, vectors: np.ndarray) -> None:
+        v = np.ascontiguousarray(vectors, dtype=np.float32)
+        if v.ndim != 2 or v.shape[1] != self._d:
+            raise ValueError(f"vectors to add must be [m, {self._d}], got shape {v.shape}")
+        if len(v) == 0:
+            return
+        self.index.add(v)
+        if self._copy is not None:
+            self._copy.add(v)
+
+    # --- searching -------------------------------------------------------------------------------
+    def _raw_search(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+        faiss, cfg = self._faiss, self.config
+        if cfg.kind == "hnsw":
+            params = faiss.SearchParametersHNSW(efSearch=max(int(cfg.ef_search), fetch))
+            return self.index.search(q, fetch, params=params)
+        return self.index.search(q, fetch)
+
+    def search(self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != self._d:
+            raise ValueError(f"queries must have {self._d} columns, got {q.shape[-1]}")
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        b, n = q.shape[0], self.size
+        out_s = np.full((b, k), -np.inf, np.float32)
+        out_c = np.full((b, k), -1, np.int64)
+        if exclude is not None and len(exclude) != b:
+            raise ValueError(f"exclude must have one entry per query ({b}), got {len(exclude)}")
+        ex = [np.unique(np.asarray(e if e is not None else (), dtype=np.int64)) for e in exclude] \
+            if exclude is not None else [np.zeros(0, np.int64)] * b
+        mask = None
+        if allowed is not None:
+            mask = np.asarray(allowed, dtype=bool)
+            if mask.ndim != 1 or len(mask) < n:
+                raise ValueError(f"allowed must be a bool mask over the {n} columns, got shape {mask.shape}")
+            mask = mask[:n]
+        if k == 0 or b == 0 or n == 0:
+            return out_s, out_c
+        n_ok = n if mask is None else int(mask.sum())
+        if n_ok == 0:
+            return out_s, out_c
+        if mask is not None and n_ok <= self.config.exact_below:
+            self._exact_rows(q, k, ex, mask, np.arange(b), out_s, out_c)
+            return out_s, out_c
+        longest = max((len(e) for e in ex), default=0)
+        fetch = min(n, int(math.ceil((k + longest) * n / n_ok * (1.0 if mask is None else 1.5))))
+        cap = min(n, self.config.max_fetch)
+        rows = np.arange(b)
+        while len(rows) and fetch <= cap:
+            scores, cols = self._raw_search(q[rows], fetch)
+            short = []
+            for i, r in enumerate(rows):
+                c, s = cols[i], scores[i]
+                keep = c >= 0
+                everything = int(keep.sum()) >= n  # the whole catalog came back: nothing more can qualify
+                if mask is not None:
+                    keep &= mask[np.where(keep, c, 0)]
+                if len(ex[r]):
+                    keep &= ~np.isin(c, ex[r])
+                c, s = c[keep], s[keep]
+                if len(c) < k and not everything:  # more may qualify: fetch more (or answer exactly)
+                    short.append(r)
+                    continue
+                order = np.lexsort((c, -s))[:k]
+                out_s[r, :len(order)], out_c[r, :len(order)] = s[order], c[order]
+            rows = np.asarray(short, dtype=np.int64)
+            if fetch == cap:
+                break
+            fetch = min(cap, fetch * 4)
+        if len(rows):
+            self._exact_rows(q, k, ex, mask, rows, out_s, out_c)
+        return out_s, out_c
+
+    def _exact_rows(self, q: np.ndarray, k: int, ex: list[np.ndarray], mask: np.ndarray | None, rows: np.ndarray,
+                    out_s: np.ndarray, out_c: np.ndarray) -> None:
+        """Exact answer for `rows`, scoring only the qualifying columns."""
+        vec = self.vectors
+        cand = np.flatnonzero(mask) if mask is not None else None
+        sub = vec[cand] if cand is not None else vec
+        scores = q[rows] @ sub.T
+        for i, r in enumerate(rows):
+            if len(ex[r]):
+                if cand is None:
+                    bad = ex[r][(ex[r] >= 0) & (ex[r] < len(vec))]
+                else:
+                    bad = np.flatnonzero(np.isin(cand, ex[r]))
+                scores[i, bad] = -np.inf
+        s, c = select_top_k(scores, k)
+        if cand is not None:
+            c = np.where(c >= 0, cand[np.maximum(c, 0)], -1)
+        out_s[rows], out_c[rows] = s, c
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        detail = {"hnsw": f"m={cfg.m}, ef_search={cfg.ef_search}",
+                  "ivf_flat": f"nlist={getattr(self.index, 'nlist', cfg.nlist)}, nprobe={cfg.nprobe}",
+                  "flat": ""}[cfg.kind]
+        return f"{type(self).__name__}(kind={cfg.kind!r}, size={self.size}, dim={self._d}{', ' + detail if detail else ''})"
+
+
+def recall_at_k(approx: TopKIndex, exact: TopKIndex, queries: np.ndarray, k: int,
+                exclude: Sequence[np.ndarray] | None = None, allowed: np.ndarray | None = None) -> float:
+    """Mean over queries of |approximate top k ∩ exact top k| / |exact top k| (rows with no exact result skipped)."""
+    _, a = approx.search(queries, k, exclude=exclude, allowed=allowed)
+    _, e = exact.search(queries, k, exclude=exclude, allowed=allowed)
+    per_row = []
+    for ar, er in zip(a, e):
+        truth = set(er[er >= 0].tolist())
+        if truth:
+            per_row.append(len(truth & set(ar[ar >= 0].tolist())) / len(truth))
+    return float(np.mean(per_row)) if per_row else 1.0
