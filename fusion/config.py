@@ -7,7 +7,9 @@ from pathlib import Path
 
 from gnn import GNNConfig
 
-__all__ = ["LossConfig", "TrainConfig", "FusionConfig", "ABLATIONS"]
+__all__ = ["LossConfig", "TrainConfig", "FusionConfig", "ABLATIONS", "HISTORY_ORDERS"]
+
+HISTORY_ORDERS = ("sequence", "set")
 
 
 @dataclass
@@ -60,6 +62,10 @@ class FusionConfig:
         use_gnn: False drops graph propagation (products keep a free id embedding) — the `fusion_no_gnn` ablation.
         use_text: False drops the text tower and the text loss — the `fusion_no_text` ablation.
         history_len: most recent items that make the user's history vector.
+        history_order: "sequence" = train to predict each item from the items before it, recent ones weighing
+            more (learned position weights): right when the future is what is held out (leave-last-out, a time
+            split). "set" = predict each item from the user's other items, all weighing the same (like EASE):
+            right when held-out items are scattered over the user's timeline (a random holdout).
         history_transform: pass the history vector through a learned linear map (identity at start), so that
             "bought X, next buys Y" can be asymmetric (a stapler suggests staples more than staples a stapler).
         use_user_embedding: add the user's own graph embedding to the history vector.
@@ -75,11 +81,16 @@ class FusionConfig:
     use_gnn: bool = True
     use_text: bool = True
     history_len: int = 20
+    history_order: str = "sequence"
     history_transform: bool = True
     use_user_embedding: bool = True
     encoder: str | None = None
     relations: list[str] | None = None
     external_products: bool = True
+
+    def __post_init__(self) -> None:
+        if self.history_order not in HISTORY_ORDERS:
+            raise ValueError(f"history_order must be one of {', '.join(HISTORY_ORDERS)}, got {self.history_order!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -44,6 +44,21 @@ class Histories:
         items = self.items[np.where(mask, pos, 0)] if len(self.items) else np.zeros_like(pos)
         return torch.from_numpy(np.where(mask, items, 0)), torch.from_numpy(mask)
 
+    def others(self, pos: np.ndarray, user: np.ndarray, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Up to `length` of the user's items other than the one at flat position `pos`: the ones after it,
+        wrapping round to the start (all of them when the user has <= length others). Right-aligned like
+        `window`: (items [B, length] int64, mask [B, length] bool)."""
+        start = self.indptr[user]
+        n = self.indptr[user + 1] - start
+        n_other = np.minimum(n - 1, length)
+        j = np.arange(length)[None, :]
+        valid = j >= (length - n_other)[:, None]
+        step = j - (length - n_other)[:, None] + 1  # 1..n_other on valid columns
+        flat = start[:, None] + (pos - start)[:, None] + step
+        flat = start[:, None] + (flat - start[:, None]) % np.maximum(n, 1)[:, None]
+        items = self.items[np.where(valid, flat, 0)] if len(self.items) else np.zeros_like(flat)
+        return torch.from_numpy(np.where(valid, items, 0)), torch.from_numpy(valid)
+
     def last(self, users: np.ndarray, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The `length` most recent items of each user (for scoring)."""
         return self.window(self.indptr[users + 1], users, length)

@@ -5,6 +5,7 @@
     g = sigmoid(W_g [G; T] + b)                    per-dimension gate [n_items, d]
     F = g * G + (1 - g) * T                        fused products     [n_items, d]
     u = e_u + W_h sum_k a_k F[h_k]                 user (graph + recency-weighted history), a = softmax(w_pos)
+                                                   (history_order "set": a uniform over the other items)
     score(u, i) = <u, F_i>                         so ranking all products is one matrix product
 
 Queries (search) map through their own head into the same space: q = normalize(W_q x_query).
@@ -77,9 +78,11 @@ class FusionModel(nn.Module):
         return gate * g + (1 - gate) * t
 
     def history_vectors(self, items: torch.Tensor, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Recency-weighted mean of history item vectors: history/mask [B, L] -> [B, d] (zeros if empty)."""
+        """Recency-weighted (`history_order="set"`: plain) mean of history item vectors: history/mask [B, L]
+        -> [B, d] (zeros if empty)."""
         L = history.shape[1]
-        logits = self.position_logits[-L:].expand_as(mask).masked_fill(~mask, float("-inf"))
+        pos = self.position_logits[-L:] if self.config.history_order == "sequence" else self.position_logits[-L:] * 0
+        logits = pos.expand_as(mask).masked_fill(~mask, float("-inf"))
         w = torch.softmax(logits, dim=1).nan_to_num(0.0)
         h = self.history_scale * torch.einsum("bl,bld->bd", w, items[history])
         return self.history_map(h) if self.history_map is not None else h

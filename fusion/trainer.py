@@ -68,12 +68,13 @@ def evaluate_ndcg(model: FusionModel, text, hist: Histories, seen: sp.csr_matrix
     return ndcg_at_k(np.concatenate(tops), valid[users], k)
 
 
-def _examples(hist: Histories, need_history: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Every (user, flat position) whose item is a next-item target; position 0 only if it can be scored."""
+def _examples(hist: Histories, need_history: bool, as_set: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Every (user, flat position) whose item is a target; without a user embedding only those with a history
+    (an earlier item, or with `as_set` any other item)."""
     users = np.repeat(np.arange(hist.num_users), hist.lengths())
     pos = np.arange(len(hist.items))
     if need_history:
-        keep = pos > hist.indptr[users]
+        keep = hist.lengths()[users] > 1 if as_set else pos > hist.indptr[users]
         users, pos = users[keep], pos[keep]
     return users, pos
 
@@ -112,7 +113,7 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
         rng = saved["rng"]
         torch.set_rng_state(saved["torch_rng"])
         log(f"resumed from {ckpt} after epoch {state.epoch}")
-    users_all, pos_all = _examples(hist, need_history=not cfg.use_user_embedding)
+    users_all, pos_all = _examples(hist, need_history=not cfg.use_user_embedding, as_set=cfg.history_order == "set")
     n_items = model.item_entity.shape[0]
     use_text = cfg.use_text and text is not None
     t_start = time.perf_counter() - state.seconds
@@ -133,7 +134,10 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
             b = perm[s:s + tc.batch_size]
             u_np, p_np = users_all[b], pos_all[b]
             target = torch.from_numpy(hist.items[p_np])
-            h, m = hist.window(p_np, u_np, cfg.history_len)
+            if cfg.history_order == "set":
+                h, m = hist.others(p_np, u_np, cfg.history_len)
+            else:
+                h, m = hist.window(p_np, u_np, cfg.history_len)
             users = torch.from_numpy(u_np)
             ent = model.entity_embeddings()
             items = model.item_vectors(ent, text)

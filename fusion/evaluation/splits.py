@@ -11,7 +11,11 @@ Kinds:
     time: per user, the last 20% (round, at least 1) by time is test, the last 10% of the rest validation;
         users with < 3 items stay in train.
     file: the store holds the training interactions; test rows come from a file of external ids
-        (user_id, product_id[, timestamp]); validation is each user's last training item (users with >= 3).
+        (user_id, product_id[, timestamp]). Validation mirrors how the test file relates to training: when
+        the test rows are mostly each user's future (at or after their last training row), validation is
+        each user's last training item; when they are not (e.g. amazon-beauty-kg's `time_test.csv`, where
+        76% of test rows predate the user's last training row: a per-user random holdout with dates), it is
+        a seeded random holdout of the same per-user fraction as the test file. Users with >= 3 items only.
 """
 from __future__ import annotations
 
@@ -104,6 +108,26 @@ def _last_k(sorted_rows: pd.DataFrame, frac: float | None) -> np.ndarray:
     return _tail_mask(sorted_rows, k)
 
 
+def _future_fraction(train: pd.DataFrame, test: pd.DataFrame) -> float:
+    """Share of test rows at or after their user's last training row (1.0 when nothing is dated)."""
+    tt = test["timestamp"].astype("float64")
+    last = train.assign(ts=train["timestamp"].astype("float64")).groupby("src")["ts"].max()
+    ref = last.reindex(test["src"].to_numpy()).to_numpy()
+    dated = np.isfinite(tt.to_numpy()) & np.isfinite(ref)
+    if not dated.any():
+        return 1.0
+    return float((tt.to_numpy()[dated] >= ref[dated]).mean())
+
+
+def _random_k(sorted_rows: pd.DataFrame, frac: float, seed: int) -> np.ndarray:
+    """Mask of a seeded random round(frac * n) (at least 1) rows of each user with >= MIN_ITEMS rows."""
+    n = _per_user_count(sorted_rows)
+    k = np.where(n >= MIN_ITEMS, np.maximum(1, np.round(frac * n).astype(np.int64)), 0)
+    key = np.random.default_rng(seed).random(len(sorted_rows))
+    rank = pd.Series(key).groupby(sorted_rows["src"].to_numpy()).rank(method="first").to_numpy() - 1
+    return rank < k
+
+
 def make_split(graph: KnowledgeGraph, kind: str, seed: int = 0, test_file: str | Path | None = None) -> Split:
     """Split `graph`'s INTERACTED table; see the module docstring for the kinds."""
     if kind not in SPLIT_KINDS:
@@ -125,7 +149,17 @@ def make_split(graph: KnowledgeGraph, kind: str, seed: int = 0, test_file: str |
         is_test = _last_k(inter, None if kind == "loo" else 0.2)
         test = inter[is_test].reset_index(drop=True)
         train = inter[~is_test].reset_index(drop=True)
-    is_valid = _last_k(train, None if kind in ("loo", "file") else 0.1)
+    if kind == "file":
+        future = _future_fraction(train, test)
+        info["test_future_pct"] = int(round(100 * future))
+        if future >= 0.5:
+            is_valid = _last_k(train, None)
+        else:
+            frac = len(test) / max(1, len(test) + len(train))
+            is_valid = _random_k(train, frac, seed)
+        info["valid_random"] = int(future < 0.5)
+    else:
+        is_valid = _last_k(train, None if kind == "loo" else 0.1)
     valid = train[is_valid].reset_index(drop=True)
     train = train[~is_valid].reset_index(drop=True)
     split = Split(kind, seed, train, valid, test, info)

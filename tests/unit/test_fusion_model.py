@@ -59,6 +59,33 @@ def test_histories_follow_time_order(tiny_graph):
     assert [ids[c] for c in items[0, 1:].tolist()] == ["p4", "p1"]
 
 
+def test_history_as_set_holds_the_other_items():
+    from fusion.data import Histories
+    # user 0: items 10, 11, 12; user 1: one item; user 2: five items
+    h = Histories(np.array([0, 3, 4, 9]), np.array([10, 11, 12, 20, 30, 31, 32, 33, 34]))
+    items, mask = h.others(np.array([1, 3, 6]), np.array([0, 1, 2]), 3)
+    assert mask.tolist() == [[False, True, True], [False, False, False], [True, True, True]]
+    assert items[0, 1:].tolist() == [12, 10]   # every other item of user 0, never the target 11
+    assert items[2].tolist() == [33, 34, 30]   # 3 of user 2's 4 others, wrapping round
+    with pytest.raises(ValueError, match="history_order must be one of"):
+        FusionConfig(history_order="random")
+
+
+def test_set_history_weighs_items_equally(tiny_graph, monkeypatch):
+    import fusion.recommender as rec_mod
+    monkeypatch.setattr(rec_mod, "text_embeddings", lambda g, items, *a, **k: torch.randn(len(items), 16,
+                        generator=torch.Generator().manual_seed(0)))
+    cfg = FusionConfig(history_order="set")
+    cfg.gnn.dim, cfg.train.epochs, cfg.train.batch_size = 8, 2, 4
+    rec = FusionRecommender(cfg).fit(_data(tiny_graph))
+    m = rec.model_
+    items = torch.randn(5, 8)
+    v = m.history_vectors(items, torch.tensor([[0, 1, 2]]), torch.tensor([[True, True, True]]))
+    v_rev = m.history_vectors(items, torch.tensor([[2, 1, 0]]), torch.tensor([[True, True, True]]))
+    assert torch.allclose(v, v_rev, atol=1e-6)  # order does not matter in a set
+    assert np.isfinite(rec.score(np.arange(3))).all()
+
+
 def test_path_sampler_returns_real_path_ends(tiny_graph):
     data = _data(tiny_graph)
     ps = build_path_sampler(tiny_graph, data.column_of)

@@ -92,6 +92,23 @@ def test_file_split_maps_ids_and_drops_unknown_users_and_repeats(graph, tmp_path
     assert len(s.fit_interactions(True)) == 21  # the store's 22 rows minus u4's duplicate
 
 
+def test_file_split_validates_on_a_random_holdout_when_the_test_file_is_not_the_future(graph, tmp_path):
+    # the test rows predate each user's last training row (a per-user random holdout with dates, like
+    # amazon-beauty-kg's time_test.csv): validation must be a random holdout of the same per-user share
+    f = tmp_path / "test.csv"
+    _inter([("u1", "p10", 1), ("u1", "p11", 2), ("u4", "p10", 1), ("u4", "p11", 2)]).to_csv(f, index=False)
+    s = make_split(graph, "file", test_file=f, seed=3)
+    assert s.info["test_future_pct"] == 0 and s.info["valid_random"] == 1
+    frac = 4 / (4 + 21)
+    per_user = s.valid.groupby("src").size()
+    users = graph.nodes["User"]["id"].to_numpy()
+    assert {users[u]: n for u, n in per_user.items()} == {"u1": round(frac * 10), "u3": 1, "u4": 1}
+    assert _pairs(graph, s.valid) != {("u1", "p0"), ("u3", "p7"), ("u4", "p4")}  # not simply the last ones
+    again = make_split(graph, "file", test_file=f, seed=3)
+    pd.testing.assert_frame_equal(s.valid, again.valid)
+    assert_no_leak(s.train, pd.concat([s.valid, s.test]))
+
+
 def test_bad_arguments(graph, tmp_path):
     with pytest.raises(ValueError, match="split kind must be one of"):
         make_split(graph, "random")
