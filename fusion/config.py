@@ -69,6 +69,11 @@ class FusionConfig:
         history_transform: pass the history vector through a learned linear map (identity at start), so that
             "bought X, next buys Y" can be asymmetric (a stapler suggests staples more than staples a stapler).
         use_user_embedding: add the user's own graph embedding to the history vector.
+        cold_content_only: products without interactions in the graph (cold) do not use their free embedding,
+            which nothing but negatives ever trained: their graph vector comes from their brand, categories and
+            related products only, fused with their text.
+        item_dropout: while training, the share of products treated the same way in each batch (DropoutNet
+            style), so that the model learns to rank products from content (graph neighbours and text) alone.
         encoder: text model name or path (None = bundled all-MiniLM-L6-v2).
         relations: relation types the graph encoder propagates over (None = all).
         external_products: keep products outside the catalog (ends of also_bought etc.) in the propagation graph;
@@ -84,6 +89,8 @@ class FusionConfig:
     history_order: str = "sequence"
     history_transform: bool = True
     use_user_embedding: bool = True
+    cold_content_only: bool = True
+    item_dropout: float = 0.0
     encoder: str | None = None
     relations: list[str] | None = None
     external_products: bool = True

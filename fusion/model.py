@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from gnn import EntityIndex, KGEncoder
+from kg.schema import INTERACTED
 from text.head import HeadConfig, ProjectionHead
 
 from .config import FusionConfig
@@ -64,9 +65,21 @@ class FusionModel(nn.Module):
             nn.init.zeros_(self.gate.bias)
 
     # --- parts -----------------------------------------------------------------------------------
+    def content_only_entities(self) -> torch.Tensor | None:
+        """bool [num_entities]: products whose free embedding is left out (None: none): the cold ones (no
+        interaction in the bound graph) and, while training, a random `item_dropout` share."""
+        items, index = self.item_entity, self.gnn.index
+        drop = torch.zeros(index.total, dtype=torch.bool)
+        if self.config.cold_content_only and INTERACTED in index.relations:
+            cold = index.presence[items, index.relations.index(INTERACTED)] == 0
+            drop[items[cold]] = True
+        if self.training and self.config.item_dropout > 0:
+            drop[items[torch.rand(len(items)) < self.config.item_dropout]] = True
+        return drop if bool(drop.any()) else None
+
     def entity_embeddings(self) -> torch.Tensor:
         """[num_entities, d] graph embeddings of every user, product, brand and category."""
-        return self.gnn()
+        return self.gnn(self.content_only_entities())
 
     def item_vectors(self, entities: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
         """Fused product vectors [n_items, d] from entity embeddings and text embeddings [n_items, text_dim]."""

@@ -102,16 +102,30 @@ class KGEncoder(nn.Module):
             return torch.sparse.mm(a, x)
         return sym_spmm(self._csr[r], x)
 
-    def forward(self) -> torch.Tensor:
+    def base(self, drop: torch.Tensor | None = None) -> torch.Tensor:
+        """E^0 [N, dim]: the free embeddings, with the rows in `drop` (bool [N]) zeroed: those entities are then
+        known only through their neighbours (content-only products, see `FusionConfig.item_dropout`)."""
         x = self.embedding.weight
+        return x if drop is None else x * (~drop).unsqueeze(1).to(x.dtype)
+
+    def forward(self, drop: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.base(drop)
         if self.config.num_layers == 0 or not self.index.relations:
             return x
+        return torch.stack(self.layers(drop)).mean(dim=0)
+
+    def layers(self, drop: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """[E^0, E^1, ..., E^L]: the embeddings after each propagation layer (E^0 = the free embeddings, `drop`
+        rows zeroed); `forward()` is their mean. Cold-start products replicate one propagation step from these."""
+        x = self.base(drop)
+        out = [x]
+        if not self.index.relations:
+            return out
         alpha = self.relation_weights()
-        layers = [x]
         for _ in range(self.config.num_layers):
             x = sum(alpha[:, r:r + 1] * self._spmm(r, x) for r in range(len(self._csr)))
-            layers.append(x)
-        return torch.stack(layers).mean(dim=0)
+            out.append(x)
+        return out
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(num_entities={self.index.total}, relations={len(self.index.relations)}, "

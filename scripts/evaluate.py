@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="re-run the validation grids (all baselines, or a comma-separated list) instead of "
                         "the tuned defaults")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cold-items", type=float, default=0.05, metavar="FRAC",
+                   help="share of products whose every interaction is held out for the cold-start slice "
+                        "(default 0.05; 0 = none, then the slice is test items without training interactions)")
     p.add_argument("--json", help="write results JSON here")
     p.add_argument("--plot", help="write the PNG bar chart here")
     p.add_argument("--threads", type=int, default=1,
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     dataset = args.dataset or dataset_name(store)
     t0 = time.perf_counter()
     graph = kg.EmbeddedStore(store).load()
-    split = make_split(graph, args.split, seed=args.seed, test_file=args.test_interactions)
+    split = make_split(graph, args.split, seed=args.seed, test_file=args.test_interactions,
+                       cold_frac=args.cold_items)
     print(split.summary(), file=sys.stderr)
     if split.info.get("test_users_unknown"):
         print(f"dropped {split.info['test_users_unknown']:,} test users unknown to the store "

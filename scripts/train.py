@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=("loo", "time", "file"), required=True)
     ap.add_argument("--test-interactions", type=Path, help="test file for --split file")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cold-items", type=float, default=0.05, metavar="FRAC",
+                    help="share of products held out as cold (as scripts/evaluate.py; default 0.05)")
     ap.add_argument("--config", type=Path, help="start from this model directory's config.json")
     ap.add_argument("--variant", help="ablation: fusion_no_text, fusion_no_gnn, fusion_no_kg_loss, "
                                       "fusion_no_text_loss, fusion_no_pref_loss")
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     graph = EmbeddedStore(args.store).load()
-    split = make_split(graph, args.split, seed=args.seed, test_file=args.test_interactions)
+    split = make_split(graph, args.split, seed=args.seed, test_file=args.test_interactions,
+                       cold_frac=args.cold_items)
     print(split.summary())
     cfg = build_config(args)
     cache = str(args.store / "text_cache")
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     rec.fit(final)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     rec.save(args.out, extra={"store": str(args.store.resolve()), "split": args.split, "seed": args.seed,
-                              "test_interactions": str(args.test_interactions or ""),
+                              "cold_items": args.cold_items, "test_interactions": str(args.test_interactions or ""),
                               "peak_rss_gib": round(peak_gib, 2)})
     curve = rec.state_
     if rec.tuning_history_:  # plot the validation-monitored run; the refit repeats it without validation

@@ -20,19 +20,23 @@ def best_model(results: Sequence[RunResult], metric: str = "ndcg@10") -> str | N
 
 
 def markdown_table(results: Sequence[RunResult]) -> str:
-    """One row per model: the metrics, cold-start Recall@20 (n/a: no test item is cold) and fit time; the best
-    value per column in bold."""
-    heads = [h for _, h in TABLE_COLUMNS] + ["Cold R@20", "Fit (s)"]
+    """One row per model: the metrics, the cold-start slice's Recall@20 (and NDCG@10 when the split held
+    out cold products; n/a: no cold item was tested) and fit time; the best value per column in bold."""
+    cold_keys = [("recall@20", "Cold R@20")]
+    if any("ndcg@10" in r.cold_start for r in results):
+        cold_keys.append(("ndcg@10", "Cold N@10"))
+    heads = [h for _, h in TABLE_COLUMNS] + [h for _, h in cold_keys] + ["Fit (s)"]
     lines = ["| Model | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
     best = {k: max((r.metrics.get(k, 0.0) for r in results), default=0.0) for k, _ in TABLE_COLUMNS}
-    best_cold = max((r.cold_start.get("recall@20") or 0.0 for r in results), default=0.0)
+    best_cold = {k: max((r.cold_start.get(k) or 0.0 for r in results), default=0.0) for k, _ in cold_keys}
     for r in results:
         cells = []
         for k, _ in TABLE_COLUMNS:
             v = r.metrics.get(k, float("nan"))
             cells.append(f"**{v:.4f}**" if v == best[k] and v > 0 else f"{v:.4f}")
-        c = r.cold_start.get("recall@20")
-        cells.append("n/a" if c is None else f"**{c:.4f}**" if c == best_cold and c > 0 else f"{c:.4f}")
+        for k, _ in cold_keys:
+            c = r.cold_start.get(k)
+            cells.append("n/a" if c is None else f"**{c:.4f}**" if c == best_cold[k] and c > 0 else f"{c:.4f}")
         cells.append(f"{r.fit_seconds:.1f}")
         lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ import numpy as np
 
 from kg.graph import KnowledgeGraph
 
-from .metrics import evaluate_model, ndcg_at_k, rank_top_k
+from .metrics import evaluate_cold, evaluate_model, ndcg_at_k, rank_top_k
 from .splits import Split
 
 __all__ = ["RunResult", "evaluate_recommender", "run_baselines", "run_fusion", "tune", "validation_ndcg"]
@@ -77,16 +77,22 @@ def evaluate_recommender(model, name: str, graph: KnowledgeGraph, split: Split, 
     t0 = time.perf_counter()
     model.fit(train)
     fit_s = time.perf_counter() - t0
-    cold = np.asarray(train.user_items.sum(axis=0)).ravel() == 0
     t0 = time.perf_counter()
-    metrics, cold_start = evaluate_model(model, test, train.user_items, ks, cold_items=cold)
+    if split.cold is not None:  # held-out cold products: their own slice
+        metrics, _ = evaluate_model(model, test, train.user_items, ks)
+        cold_rel = _test_matrix(split, train, split.cold)
+        cold_cols = train.column_of[split.cold_items]
+        cold_start = evaluate_cold(model, cold_rel, cold_cols[cold_cols >= 0], ks)
+    else:  # test items that happen to have no training interaction
+        cold = np.asarray(train.user_items.sum(axis=0)).ravel() == 0
+        metrics, cold_start = evaluate_model(model, test, train.user_items, ks, cold_items=cold)
     return RunResult(name, model.params(), metrics, cold_start, fit_s, time.perf_counter() - t0)
 
 
-def _test_matrix(split: Split, train):
+def _test_matrix(split: Split, train, rows=None):
     from fusion.baselines.base import interaction_matrix
 
-    m = interaction_matrix(split.test, train.num_users, train.column_of)
+    m = interaction_matrix(split.test if rows is None else rows, train.num_users, train.column_of)
     m.resize((train.num_users, train.num_items))
     return m
 
@@ -144,9 +150,12 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
     trained_seconds = 0.0
     if model_dir is not None:
         meta = json.loads((Path(model_dir) / "meta.json").read_text())
-        if meta.get("split") not in (None, split.kind) or meta.get("seed", seed) != seed:
-            raise ValueError(f"{model_dir} was trained on split {meta.get('split')!r} (seed {meta.get('seed')}), "
-                             f"not {split.kind!r} (seed {seed}): its validation/test rows differ")
+        cold_frac = split.info.get("cold_frac_pct", 0) / 100
+        if (meta.get("split") not in (None, split.kind) or meta.get("seed", seed) != seed
+                or abs(float(meta.get("cold_items", 0.0)) - cold_frac) > 1e-9):
+            raise ValueError(f"{model_dir} was trained on split {meta.get('split')!r} (seed {meta.get('seed')}, "
+                             f"cold items {meta.get('cold_items', 0.0)}), not {split.kind!r} (seed {seed}, cold "
+                             f"items {cold_frac}): its validation/test rows differ; train it with the same options")
         base = FusionConfig.load(model_dir)
         trained_seconds = float(meta.get("train_seconds") or 0.0)
     results = []

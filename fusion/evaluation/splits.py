@@ -16,6 +16,11 @@ Kinds:
         each user's last training item; when they are not (e.g. amazon-beauty-kg's `time_test.csv`, where
         76% of test rows predate the user's last training row: a per-user random holdout with dates), it is
         a seeded random holdout of the same per-user fraction as the test file. Users with >= 3 items only.
+
+Cold products (`cold_frac` > 0): before any of the above, a seeded random share of the catalog products that
+have interactions is chosen, and every interaction with them (and every test-file row) moves to `cold`: no
+model sees a single interaction with them, only their brand, categories, related products and text. The
+cold-start slice ranks them for the users who did interact with them (see `evaluate_cold`).
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ import pandas as pd
 from kg.graph import EDGE_DTYPES, KnowledgeGraph
 from kg.schema import INTERACTED, PRODUCT, USER
 
-__all__ = ["Split", "SPLIT_KINDS", "make_split", "time_order", "read_test_file", "assert_no_leak"]
+__all__ = ["Split", "SPLIT_KINDS", "make_split", "pick_cold_items", "time_order", "read_test_file", "assert_no_leak"]
 
 SPLIT_KINDS = ("loo", "time", "file")
 MIN_ITEMS = 3
@@ -45,6 +50,8 @@ class Split:
     valid: pd.DataFrame
     test: pd.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
+    cold: pd.DataFrame | None = None
+    cold_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def fit_interactions(self, final: bool) -> pd.DataFrame:
         """Rows a model may train on: train only while tuning; train + valid for the final test run."""
@@ -55,11 +62,16 @@ class Split:
     def fit_graph(self, graph: KnowledgeGraph, final: bool) -> KnowledgeGraph:
         """`graph` with only the fitting interactions (the leak guard); checked against the held-out part."""
         rows = self.fit_interactions(final)
-        assert_no_leak(rows, self.test if final else pd.concat([self.valid, self.test]))
+        held = [self.test] if final else [self.valid, self.test]
+        assert_no_leak(rows, pd.concat(held + ([self.cold] if self.cold is not None else [])))
+        if len(self.cold_items) and rows["dst"].isin(self.cold_items).any():
+            raise AssertionError("leak: a cold product has an interaction among the fitting rows")
         return graph.with_interactions(rows)
 
     def summary(self) -> str:
         parts = ", ".join(f"{k}={len(getattr(self, k)):,}" for k in ("train", "valid", "test"))
+        if self.cold is not None:
+            parts += f", cold={len(self.cold):,} ({len(self.cold_items):,} cold products)"
         users = self.test["src"].nunique()
         extra = "".join(f", {k}={v:,}" if isinstance(v, int) else "" for k, v in self.info.items())
         return f"split {self.kind} (seed {self.seed}): {parts} interactions, {users:,} test users{extra}"
@@ -128,8 +140,20 @@ def _random_k(sorted_rows: pd.DataFrame, frac: float, seed: int) -> np.ndarray:
     return rank < k
 
 
-def make_split(graph: KnowledgeGraph, kind: str, seed: int = 0, test_file: str | Path | None = None) -> Split:
-    """Split `graph`'s INTERACTED table; see the module docstring for the kinds."""
+def pick_cold_items(inter: pd.DataFrame, frac: float, seed: int) -> np.ndarray:
+    """Seeded random `frac` of the products that have interactions (sorted product indices)."""
+    if not 0.0 <= frac < 1.0:
+        raise ValueError(f"cold_frac must be in [0, 1), got {frac}")
+    items = np.unique(inter["dst"].to_numpy(np.int64))
+    n = int(round(frac * len(items)))
+    if n == 0:
+        return np.zeros(0, np.int64)
+    return np.sort(np.random.default_rng([seed, 1729]).choice(items, n, replace=False))
+
+
+def make_split(graph: KnowledgeGraph, kind: str, seed: int = 0, test_file: str | Path | None = None,
+               cold_frac: float = 0.0) -> Split:
+    """Split `graph`'s INTERACTED table; see the module docstring for the kinds and cold products."""
     if kind not in SPLIT_KINDS:
         raise ValueError(f"split kind must be one of {', '.join(SPLIT_KINDS)}, got {kind!r}")
     if kind == "file" and test_file is None:
@@ -138,10 +162,15 @@ def make_split(graph: KnowledgeGraph, kind: str, seed: int = 0, test_file: str |
         raise ValueError(f"a test file is only used by split 'file', not {kind!r}")
     inter, dup = _dedupe(graph.edges_of(INTERACTED))
     info: dict[str, Any] = {"duplicates_dropped": dup}
+    cold_items = pick_cold_items(inter, cold_frac, seed)
+    cold_parts = [inter[inter["dst"].isin(cold_items)]]
+    inter = inter[~inter["dst"].isin(cold_items)].reset_index(drop=True)
     if kind == "file":
         train = inter
         test, finfo = read_test_file(graph, test_file)
         info.update(finfo)
+        cold_parts.append(test[test["dst"].isin(cold_items)])
+        test = test[~test["dst"].isin(cold_items)].reset_index(drop=True)
         repeat = pd.MultiIndex.from_frame(test[["src", "dst"]]).isin(pd.MultiIndex.from_frame(train[["src", "dst"]]))
         info["test_repeats_dropped"] = int(repeat.sum())
         test = test[~repeat].reset_index(drop=True)
@@ -162,7 +191,11 @@ def make_split(graph: KnowledgeGraph, kind: str, seed: int = 0, test_file: str |
         is_valid = _last_k(train, None if kind == "loo" else 0.1)
     valid = train[is_valid].reset_index(drop=True)
     train = train[~is_valid].reset_index(drop=True)
-    split = Split(kind, seed, train, valid, test, info)
+    cold = None
+    if cold_frac > 0:
+        cold, _ = _dedupe(pd.concat(cold_parts, ignore_index=True))
+        info["cold_frac_pct"] = int(round(100 * cold_frac))
+    split = Split(kind, seed, train, valid, test, info, cold, cold_items)
     assert_no_leak(train, pd.concat([valid, test]))
     assert_no_leak(valid, test)
     return split

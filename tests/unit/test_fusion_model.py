@@ -187,3 +187,27 @@ def test_catalog_only_graph_drops_external_products(tiny_graph):
     assert (cat.item_entity - cat.index.offsets["Product"]).tolist() == [0, 1, 2, 3]
     nnz = {r: a._nnz() for r, a in zip(cat.index.relations, cat.index.adjacency)}
     assert nnz["ALSO_BOUGHT"] == 2  # p1-p2 both ways; p1-X9 dropped
+
+
+def test_cold_product_vector_comes_from_content_only(tiny_graph):
+    from fusion.features import build_inputs
+    from fusion.model import FusionModel
+    e = tiny_graph.edges_of("INTERACTED")
+    p4 = tiny_graph.id_map("Product").index("p4")
+    g = tiny_graph.with_interactions(e[e["dst"] != p4])  # p4 is now cold: brand, category, text only
+    data = _data(g)
+    inputs = build_inputs(g, data.items, None, True)
+    col = int(data.column_of[p4])
+    text = torch.randn(len(data.items), 16)
+    for content_only in (True, False):
+        cfg = FusionConfig(cold_content_only=content_only, item_dropout=0.5)
+        cfg.gnn.dim = 8
+        m = FusionModel(cfg, inputs.index, inputs.item_entity, text_dim=16).eval()
+        before = m.item_vectors(m.entity_embeddings(), text)[col].detach().clone()
+        with torch.no_grad():
+            m.gnn.embedding.weight[inputs.item_entity[col]] += 5.0  # p4's free embedding
+        after = m.item_vectors(m.entity_embeddings(), text)[col].detach()
+        assert torch.allclose(before, after) == content_only
+        # in eval mode no warm product is ever dropped
+        warm = [c for c in range(len(data.items)) if c != col]
+        assert m.content_only_entities() is None or not m.content_only_entities()[inputs.item_entity[warm]].any()

@@ -92,3 +92,19 @@ def test_evaluate_model_cold_start_slice():
     assert c["users"] == 2
     assert c["recall@1"] == pytest.approx((1.0 + 0.0) / 2)
     assert c["recall@2"] == pytest.approx((1.0 + 1.0) / 2)
+
+
+def test_evaluate_cold_ranks_the_cold_products_among_themselves():
+    from fusion.evaluation.metrics import evaluate_cold
+    # 3 users, 5 items; items 3 and 4 are cold (held out); user 2 has no cold interaction
+    s = np.array([[0.9, 0.8, 0.7, 0.1, 0.2], [0.0, 0.0, 0.0, 0.5, 0.4], [1.0, 0.0, 0.0, 0.3, 0.3]])
+    cold = sp.csr_matrix(np.array([[0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]], dtype=np.float32))
+    c = evaluate_cold(_Fixed(s), cold, np.array([3, 4]), ks=(1, 2))
+    # among the cold items user 0 ranks [4, 3] (miss, hit), user 1 ranks [3, 4] (miss, hit)
+    assert c["users"] == 2 and c["items"] == 2
+    assert c["recall@1"] == 0.0 and c["recall@2"] == 1.0
+    assert c["ndcg@2"] == pytest.approx(1 / math.log2(3))
+    # against the whole catalog user 0's cold item is out of the top 2; user 1's is 2nd
+    assert c["recall@2_all"] == pytest.approx(0.5)
+    empty = evaluate_cold(_Fixed(s), sp.csr_matrix((3, 5), dtype=np.float32), np.array([3, 4]), ks=(1,))
+    assert empty["users"] == 0 and empty["recall@1"] is None

@@ -114,3 +114,29 @@ def test_bad_arguments(graph, tmp_path):
         make_split(graph, "random")
     with pytest.raises(ValueError, match="needs a test file"):
         make_split(graph, "file")
+
+
+@pytest.mark.parametrize("kind", ["loo", "time"])
+def test_cold_products_are_held_out_of_every_fitting_row(graph, kind):
+    s = make_split(graph, kind, seed=1, cold_frac=0.25)
+    assert len(s.cold_items) == round(0.25 * graph.edges_of("INTERACTED")["dst"].nunique())
+    assert set(s.cold["dst"]) <= set(s.cold_items) and len(s.cold) > 0
+    for part in (s.train, s.valid, s.test):
+        assert not part["dst"].isin(s.cold_items).any()
+    assert not s.fit_graph(graph, final=True).edges_of("INTERACTED")["dst"].isin(s.cold_items).any()
+    # every interaction with a cold product went to `cold` (duplicates once)
+    inter = graph.edges_of("INTERACTED")
+    n_cold = inter[inter["dst"].isin(s.cold_items)][["src", "dst"]].drop_duplicates()
+    assert len(s.cold) == len(n_cold)
+    assert np.array_equal(make_split(graph, kind, seed=1, cold_frac=0.25).cold_items, s.cold_items)
+    assert make_split(graph, kind, seed=1).cold is None
+    with pytest.raises(ValueError, match="cold_frac must be in"):
+        make_split(graph, kind, cold_frac=1.0)
+
+
+def test_cold_products_leave_the_test_file_too(graph, tmp_path):
+    f = tmp_path / "test.csv"
+    _inter([("u1", "p10", "2020-01-01"), ("u1", "p11", "2020-01-02")]).to_csv(f, index=False)
+    s = make_split(graph, "file", test_file=f, cold_frac=0.5, seed=0)
+    assert not s.test["dst"].isin(s.cold_items).any()
+    assert set(s.cold["dst"]) <= set(s.cold_items)
