@@ -111,7 +111,7 @@ def test_add_appends_columns(kind, data):
 
 
 def test_empty_hnsw_index_grows():
-    index = FaissIndex(np.zeros((0, D), np.float32))
+    index = FaissIndex(np.zeros((0, D), np.float32), ANNConfig(kind="hnsw"))
     assert index.size == 0
     assert index.search(np.ones((1, D), np.float32), 2)[1].tolist() == [[-1, -1]]
     index.add(clustered(50))
