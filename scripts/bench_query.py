@@ -270,6 +270,9 @@ def plot(result: dict, path: Path) -> None:
             if k in TARGETS_MS:
                 ax.hlines(TARGETS_MS[k], i - 0.45, i + 0.45, colors="red", linestyles="--",
                           label="p99 target" if i == 0 or "p99 target" not in ax.get_legend_handles_labels()[1] else None)
+            if "recall@10" in result[part][k]:
+                ax.annotate(f"recall@10 {result[part][k]['recall@10']:.3f}", (i, result[part][k]["p50_ms"]),
+                            textcoords="offset points", xytext=(0, 4), ha="center", fontsize=8)
         ax.set_xticks(list(xs), names)
         ax.set_yscale("log")
         ax.set_ylabel("ms per call")
@@ -326,7 +329,7 @@ def main(argv: list[str] | None = None) -> dict:
         rec = Recommender.load(args.model)
         meta["load_s"] = round(time.perf_counter() - t, 2)
         meta["model"] = str(args.model)
-        product_ids = json.loads((args.model / "items.json").read_text())
+        product_ids = rec.product_ids  # vector order
         store = Path(json.loads((args.model / "meta.json").read_text())["store"])
         hist = histories(store, product_ids)
         user_ids = sorted(hist)
