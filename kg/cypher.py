@@ -5,8 +5,8 @@ Rules that keep these statements safe and checkable:
 - a label or relationship type reaches the text only through a builder below, which accepts
   nothing outside the allow-lists of `kg.schema` (`check_label` / `check_rel_type` raise ValueError);
 - the unit tests parse every statement here (each builder over every allow-listed label and type)
-  with an openCypher grammar; the schema commands (`CREATE CONSTRAINT`), which openCypher does not
-  cover, are checked against the Neo4j 5 syntax separately.
+  with an openCypher grammar; the schema commands (`CREATE CONSTRAINT`, `CREATE VECTOR INDEX`, ...),
+  which openCypher does not cover, are checked against the Neo4j 5 syntax separately.
 
 Stored layout: every node has its external `id` (unique per label) and `idx`, its row in the
 in-memory node table, so `load()` restores node order exactly. INTERACTED relationships are ordered
@@ -16,13 +16,23 @@ node records the format version, a write counter and the `info` of the last writ
 """
 from __future__ import annotations
 
-from .schema import INTERACTED, NODE_LABELS, NODE_PROPERTIES, REL_SPECS, check_label, check_rel_type
+import operator
+import re
+
+from .schema import (HAS_BRAND, IN_CATEGORY, INTERACTED, NODE_LABELS, NODE_PROPERTIES, OUTPUT_REL_SPECS,
+                     PRODUCT_RELATIONS, RECOMMENDED, REL_SPECS, SIMILAR_TO, check_label, check_output_rel_type,
+                     check_rel_type)
 
 __all__ = [
     "META_LABEL", "NODE_KEY", "NODE_INDEX", "ORD", "REL_ORDER", "REL_KEYS",
     "constraint", "schema_statements", "upsert_nodes", "merge_relationships", "delete_relationships",
     "max_order", "read_nodes", "read_relationships", "delete_nodes",
     "ANY_GRAPH_NODE", "READ_META", "WRITE_META", "DELETE_META", "EXPLORE", "EXPLORE_EXAMPLE_PARAMS",
+    "VECTOR_INDEX", "EMBEDDING", "EMBEDDING_MODEL", "MAX_VECTOR_DIMENSIONS", "VECTOR_SIMILARITIES",
+    "check_dimensions", "vector_index", "output_model_index", "output_schema_statements",
+    "DROP_VECTOR_INDEX", "SHOW_INDEXES", "AWAIT_INDEX", "SET_EMBEDDINGS", "CLEAR_OTHER_EMBEDDINGS",
+    "merge_output", "prune_output", "output_models", "delete_output_model",
+    "EXPLORE_RESULTS", "EXPLORE_RESULTS_EXAMPLE_PARAMS",
 ]
 
 META_LABEL = "KGMeta"      # fixed, never taken from input
@@ -135,6 +145,128 @@ WRITE_META = (f"MERGE (m:{META_LABEL}) "
 DELETE_META = f"MATCH (m:{META_LABEL}) DELETE m"
 
 
+# --- model output (scripts/export_to_neo4j.py) -----------------------------------------------------------
+VECTOR_INDEX = "product_embedding"      # name of the vector index on Product.embedding (fixed, never input)
+EMBEDDING = "embedding"                 # Product property: the fused product vector (list of floats)
+EMBEDDING_MODEL = "embedding_model"     # Product property: the model version that wrote `embedding`
+MAX_VECTOR_DIMENSIONS = 4096            # Neo4j 5 vector indexes (provider vector-2.0) take 1..4096
+VECTOR_SIMILARITIES: tuple[str, ...] = ("cosine", "euclidean")
+
+# Index options cannot be parameters of a schema command, so the dimension and the similarity function
+# are written into the text: the dimension as a checked int, the function from the allow-list above,
+# and the result must match this pattern exactly before it is returned.
+_VECTOR_INDEX_SYNTAX = re.compile(
+    r"CREATE VECTOR INDEX product_embedding IF NOT EXISTS FOR \(p:Product\) ON \(p\.embedding\) "
+    r"OPTIONS \{indexConfig: \{`vector\.dimensions`: [1-9][0-9]{0,3}, "
+    r"`vector\.similarity_function`: '(cosine|euclidean)'\}\}")
+
+
+def check_dimensions(dimensions: object) -> int:
+    """`dimensions` as an int in 1..MAX_VECTOR_DIMENSIONS (numpy ints accepted; bools, floats, strings not)."""
+    if isinstance(dimensions, bool):
+        raise ValueError(f"vector dimensions must be an integer, got {dimensions!r}")
+    try:
+        d = operator.index(dimensions)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"vector dimensions must be an integer, got {dimensions!r} "
+                         f"({type(dimensions).__name__})") from None
+    if not 1 <= d <= MAX_VECTOR_DIMENSIONS:
+        raise ValueError(f"vector dimensions must be in 1..{MAX_VECTOR_DIMENSIONS} (Neo4j 5 vector index), got {d}")
+    return d
+
+
+def vector_index(dimensions: int, similarity: str = "cosine") -> str:
+    """The vector index on Product.embedding (Neo4j 5.13+; a no-op when an index of that name exists)."""
+    d = check_dimensions(dimensions)
+    if similarity not in VECTOR_SIMILARITIES:
+        raise ValueError(f"unknown vector similarity {similarity!r}; allowed: {', '.join(VECTOR_SIMILARITIES)}")
+    statement = (f"CREATE VECTOR INDEX {VECTOR_INDEX} IF NOT EXISTS FOR (p:Product) ON (p.{EMBEDDING}) "
+                 f"OPTIONS {{indexConfig: {{`vector.dimensions`: {d}, "
+                 f"`vector.similarity_function`: '{similarity}'}}}}")
+    if not _VECTOR_INDEX_SYNTAX.fullmatch(statement):  # belt and braces: nothing else reaches the server
+        raise ValueError(f"refusing to send a malformed vector index command: {statement!r}")
+    return statement
+
+
+def output_model_index(output_type: str) -> str:
+    """Range index on `model` of an output relationship type (an old model's relationships are found fast)."""
+    check_output_rel_type(output_type)
+    return (f"CREATE INDEX {output_type.lower()}_model IF NOT EXISTS "
+            f"FOR ()-[r:{output_type}]-() ON (r.model)")
+
+
+def output_schema_statements(dimensions: int, similarity: str = "cosine") -> list[str]:
+    """Schema commands for the model output: the vector index, then one `model` index per output type."""
+    return [vector_index(dimensions, similarity), *(output_model_index(t) for t in OUTPUT_REL_SPECS)]
+
+
+DROP_VECTOR_INDEX = f"DROP INDEX {VECTOR_INDEX} IF EXISTS"
+# every index with its options; the store picks `product_embedding` out in Python (no literal, no WHERE)
+SHOW_INDEXES = "SHOW INDEXES YIELD name, type, options"
+# `$name`, `$timeout_s`: wait until the index is online (a new vector index fills in the background)
+AWAIT_INDEX = "CALL db.awaitIndex($name, $timeout_s)"
+
+# `$rows`: [{id, embedding}], `$model`: the model version. Returns `written`, the products that matched.
+SET_EMBEDDINGS = (f"UNWIND $rows AS row "
+                  f"MATCH (p:Product {{{NODE_KEY}: row.id}}) "
+                  f"SET p.{EMBEDDING} = row.embedding, p.{EMBEDDING_MODEL} = $model "
+                  f"RETURN count(p) AS written")
+# Remove up to `$batch` embeddings written by another model than `$model` (repeat until `cleared` is 0):
+# two models' vectors live in different spaces and must not meet in one index.
+CLEAR_OTHER_EMBEDDINGS = (f"MATCH (p:Product) "
+                          f"WHERE p.{EMBEDDING} IS NOT NULL "
+                          f"AND (p.{EMBEDDING_MODEL} IS NULL OR p.{EMBEDDING_MODEL} <> $model) "
+                          f"WITH p LIMIT $batch "
+                          f"REMOVE p.{EMBEDDING}, p.{EMBEDDING_MODEL} "
+                          f"RETURN count(*) AS cleared")
+
+
+def _output_endpoints(output_type: str) -> tuple[str, str]:
+    spec = OUTPUT_REL_SPECS[check_output_rel_type(output_type)]
+    return spec.src, spec.dst
+
+
+def merge_output(output_type: str) -> str:
+    """Create or update output relationships, one per (start, end, model).
+
+    `$rows`: [{src_id, dst_id, score, rank}], `$model`: the model version. Returns `written`, the rows
+    whose two nodes exist (the others do nothing).
+    """
+    src, dst = _output_endpoints(output_type)
+    return (f"UNWIND $rows AS row "
+            f"MATCH (a:{src} {{{NODE_KEY}: row.src_id}}) "
+            f"MATCH (b:{dst} {{{NODE_KEY}: row.dst_id}}) "
+            f"MERGE (a)-[r:{output_type} {{model: $model}}]->(b) "
+            f"SET r.score = row.score, r.rank = row.rank "
+            f"RETURN count(r) AS written")
+
+
+def prune_output(output_type: str) -> str:
+    """Delete a source's relationships of `$model` to products outside its new top k.
+
+    `$rows`: [{src_id, keep}], `keep` the new top-k product ids (empty: delete all of the source's).
+    """
+    src, dst = _output_endpoints(output_type)
+    return (f"UNWIND $rows AS row "
+            f"MATCH (a:{src} {{{NODE_KEY}: row.src_id}})-[r:{output_type} {{model: $model}}]->(b:{dst}) "
+            f"WHERE NOT b.{NODE_KEY} IN row.keep "
+            f"DELETE r")
+
+
+def output_models(output_type: str) -> str:
+    """The model versions stored on an output relationship type: columns `model`, `relationships`."""
+    check_output_rel_type(output_type)
+    return (f"MATCH ()-[r:{output_type}]->() "
+            f"RETURN r.model AS model, count(r) AS relationships ORDER BY model")
+
+
+def delete_output_model(output_type: str) -> str:
+    """Delete up to `$batch` relationships of model `$old`; returns `deleted` (repeat until 0)."""
+    check_output_rel_type(output_type)
+    return (f"MATCH ()-[r:{output_type} {{model: $old}}]->() "
+            f"WITH r LIMIT $batch DELETE r RETURN count(*) AS deleted")
+
+
 # --- exploration (docs/neo4j.md shows these for Neo4j Browser; a unit test keeps the two in step) --------
 EXPLORE: dict[str, str] = {
     # A product's brand and, one row each, the category paths (root first) it is filed under.
@@ -191,4 +323,75 @@ EXPLORE_EXAMPLE_PARAMS: dict[str, dict[str, object]] = {
     "brands_sharing_customers": {"min_shared": 2, "k": 25},
     "category_tree": {"max_level": 2},
     "two_hops_from_user": {"user_id": "U1", "k": 20},
+}
+
+
+# --- exploring the model's output (cypher/explore.cypher and docs/neo4j.md show these; live tests run them) --
+# Relationship types that can explain a recommendation: a product's brand and categories, product facts.
+_EXPLAIN_TYPES = "|".join((HAS_BRAND, IN_CATEGORY, *PRODUCT_RELATIONS))
+
+EXPLORE_RESULTS: dict[str, str] = {
+    # A user's history (in arrival order) beside their recommendations (best first), in one table.
+    "history_and_recommendations": (
+        f"MATCH (u:User {{id: $user_id}})-[r:{INTERACTED}|{RECOMMENDED}]->(p:Product)\n"
+        "OPTIONAL MATCH (p)-[:HAS_BRAND]->(b:Brand)\n"
+        "RETURN type(r) AS side, coalesce(r.rank, r.seq) AS position, p.id AS product, p.title AS title,\n"
+        "       b.name AS brand, r.score AS score, r.model AS model\n"
+        "ORDER BY side, position"),
+    # Why a product was recommended: paths from the user through a product they interacted with to the
+    # recommended product itself (a product relation) or to a brand or category the two share.
+    "why_recommended": (
+        f"MATCH (u:User {{id: $user_id}})-[rec:{RECOMMENDED}]->(p:Product {{id: $product_id}})\n"
+        f"MATCH path = (u)-[:INTERACTED]->(seen:Product)-[link:{_EXPLAIN_TYPES}]-(via)\n"
+        f"WHERE seen <> p AND (via = p OR (via)<-[:{HAS_BRAND}|{IN_CATEGORY}]-(p))\n"
+        "RETURN rec.rank AS rank, seen.id AS seen, seen.title AS seen_title, type(link) AS link,\n"
+        "       coalesce(via.name, via.title) AS via, path, rec\n"
+        "LIMIT $k"),
+    # A product's nearest products as the model wrote them (SIMILAR_TO, best first).
+    "similar_products": (
+        f"MATCH (p:Product {{id: $product_id}})-[s:{SIMILAR_TO}]->(q:Product)\n"
+        "OPTIONAL MATCH (q)-[:HAS_BRAND]->(b:Brand)\n"
+        "RETURN s.rank AS rank, q.id AS product, q.title AS title, b.name AS brand, s.score AS score,\n"
+        "       s.model AS model\n"
+        "ORDER BY rank\n"
+        "LIMIT $k"),
+    # The same question asked of the vector index: the k products with the nearest embeddings (the
+    # product itself skipped; cosine scores are mapped to [0, 1], 1 = same direction).
+    "vector_neighbours": (
+        "MATCH (p:Product {id: $product_id})\n"
+        "CALL db.index.vector.queryNodes($index, $k + 1, p.embedding) YIELD node, score\n"
+        "WHERE node <> p\n"
+        "RETURN node.id AS product, node.title AS title, score\n"
+        "ORDER BY score DESC\n"
+        "LIMIT $k"),
+    # A user's recommendations whose brand already appears in their history, with how often it does.
+    "recommendations_sharing_brand": (
+        f"MATCH (u:User {{id: $user_id}})-[rec:{RECOMMENDED}]->(p:Product)-[:HAS_BRAND]->(b:Brand)\n"
+        "WHERE (u)-[:INTERACTED]->(:Product)-[:HAS_BRAND]->(b)\n"
+        "RETURN rec.rank AS rank, p.id AS product, p.title AS title, b.name AS brand,\n"
+        "       size([(u)-[:INTERACTED]->(h:Product)-[:HAS_BRAND]->(b) | h]) AS brand_in_history\n"
+        "ORDER BY rank"),
+    # Which model versions the stored recommendations and neighbours come from (one after an export).
+    "model_versions": (
+        f"MATCH ()-[r:{RECOMMENDED}|{SIMILAR_TO}]->()\n"
+        "RETURN type(r) AS relationship, r.model AS model, count(*) AS relationships,\n"
+        "       min(r.score) AS min_score, max(r.score) AS max_score\n"
+        "ORDER BY relationship, model"),
+    # Which model version wrote the product embeddings, and their dimension.
+    "embedding_models": (
+        "MATCH (p:Product)\n"
+        "WHERE p.embedding IS NOT NULL\n"
+        "RETURN p.embedding_model AS model, count(*) AS products, min(size(p.embedding)) AS dimensions\n"
+        "ORDER BY model"),
+}
+
+# Example parameters (the docs and cypher/explore.cypher show them as `:param` lines).
+EXPLORE_RESULTS_EXAMPLE_PARAMS: dict[str, dict[str, object]] = {
+    "history_and_recommendations": {"user_id": "U2"},
+    "why_recommended": {"user_id": "U2", "product_id": "B0002", "k": 25},
+    "similar_products": {"product_id": "B0001", "k": 10},
+    "vector_neighbours": {"product_id": "B0001", "k": 10, "index": VECTOR_INDEX},
+    "recommendations_sharing_brand": {"user_id": "U2"},
+    "model_versions": {},
+    "embedding_models": {},
 }

@@ -10,6 +10,10 @@ way is completed by running the build again.
 The delta only says *which* nodes and relationships to touch; their values, node indices and edge
 order are taken from `graph`, the in-memory truth after the build. All Cypher lives in `kg.cypher`.
 
+A trained model's results go in beside the graph (`ensure_vector_index`, `write_product_embeddings`,
+`write_recommendations`, `write_similar`, `remove_other_models`; `kg.results.export_results` drives
+them): they are never read back by `load()`.
+
 Usage::
 
     with Neo4jStore(Neo4jConfig.from_env()) as store:
@@ -33,7 +37,9 @@ from tqdm.auto import tqdm
 from . import cypher
 from .graph import EDGE_DTYPES, NODE_DTYPES, KnowledgeGraph
 from .ingest import Delta
-from .schema import INTERACTED, NODE_LABELS, NODE_PROPERTIES, REL_SPECS, REL_TYPES
+from .results import check_model_version, embedding_rows, keep_rows, tidy_top_k, top_k_rows
+from .schema import (INTERACTED, NODE_LABELS, NODE_PROPERTIES, OUTPUT_REL_TYPES, RECOMMENDED, REL_SPECS, REL_TYPES,
+                     SIMILAR_TO, check_output_rel_type)
 
 __all__ = ["Neo4jConfig", "Neo4jStore", "Neo4jConnectionError", "WriteCounters", "FORMAT_VERSION"]
 
@@ -281,7 +287,104 @@ class Neo4jStore:
         self._run(cypher.DELETE_META)
         return deleted
 
-    # --- planning ---------------------------------------------------------------------------------------
+    # --- model output ---------------------------------------------------------------------------------
+    def vector_index_config(self) -> tuple[int, str] | None:
+        """(dimensions, similarity function) of the `product_embedding` index; None when there is none."""
+        for r in self._run(cypher.SHOW_INDEXES, read=True).records:
+            if r["name"] == cypher.VECTOR_INDEX:
+                config = (r["options"] or {}).get("indexConfig") or {}
+                return (int(config.get("vector.dimensions") or 0),
+                        str(config.get("vector.similarity_function") or "").lower())
+        return None
+
+    def ensure_vector_index(self, dimensions: int, similarity: str = "cosine") -> bool:
+        """Create the vector index on Product.embedding and the `model` indexes of RECOMMENDED and
+        SIMILAR_TO. An existing vector index with another dimension or similarity is dropped first (a
+        model of another size would otherwise write vectors the index silently skips). Returns True
+        when the vector index was (re)created, False when it was already right."""
+        statements = cypher.output_schema_statements(dimensions, similarity)  # validates the arguments
+        current = self.vector_index_config()
+        wanted = (cypher.check_dimensions(dimensions), similarity)
+        if current is not None and current != wanted:
+            self._run(cypher.DROP_VECTOR_INDEX)
+        for statement in statements:
+            self._run(statement)
+        return current != wanted
+
+    def drop_vector_index(self) -> None:
+        """Drop the `product_embedding` index if it exists (the embeddings stay on the products)."""
+        self._run(cypher.DROP_VECTOR_INDEX)
+
+    def await_vector_index(self, timeout_s: int = 300) -> None:
+        """Block until the vector index is online (it fills in the background after creation)."""
+        self._run(cypher.AWAIT_INDEX, {"name": cypher.VECTOR_INDEX, "timeout_s": int(timeout_s)})
+
+    def write_product_embeddings(self, product_ids: list[str], vectors: np.ndarray, model: str) -> int:
+        """Set `embedding` and `embedding_model` on the given products; returns how many exist in the graph."""
+        return self._write_rows(cypher.SET_EMBEDDINGS, embedding_rows(product_ids, vectors),
+                                {"model": check_model_version(model)})
+
+    def write_output(self, rel_type: str, table: pd.DataFrame, model: str,
+                     sources: list[str] | None = None) -> int:
+        """MERGE one relationship per (source, product, model) with its score and rank, then delete this
+        model's relationships of each source in `sources` (default: those in `table`) to products no longer
+        in its top k. `table` is a recommender's top-k table or a tidy one (`kg.results.tidy_top_k`).
+        Returns how many rows found both nodes."""
+        check_output_rel_type(rel_type)
+        params = {"model": check_model_version(model)}
+        tidy = tidy_top_k(table, drop_self=rel_type == SIMILAR_TO)
+        written = self._write_rows(cypher.merge_output(rel_type), top_k_rows(tidy), params)
+        self._write_rows(cypher.prune_output(rel_type), keep_rows(tidy, sources), params)
+        return written
+
+    def write_recommendations(self, table: pd.DataFrame, model: str, users: list[str] | None = None) -> int:
+        """`(:User)-[:RECOMMENDED {score, rank, model}]->(:Product)` from `recommend_batch` rows (see write_output)."""
+        return self.write_output(RECOMMENDED, table, model, users)
+
+    def write_similar(self, table: pd.DataFrame, model: str, products: list[str] | None = None) -> int:
+        """`(:Product)-[:SIMILAR_TO {score, rank, model}]->(:Product)` from `similar_batch` rows (see write_output)."""
+        return self.write_output(SIMILAR_TO, table, model, products)
+
+    def output_models(self) -> dict[str, dict[str | None, int]]:
+        """For each output relationship type, the stored model versions and their relationship counts."""
+        return {t: {r["model"]: r["relationships"] for r in self._run(cypher.output_models(t), read=True).records}
+                for t in OUTPUT_REL_TYPES}
+
+    def remove_other_models(self, model: str, rel_types: tuple[str, ...] = OUTPUT_REL_TYPES) -> dict[str, int]:
+        """Delete the `rel_types` relationships of every model version but `model`, and the embeddings of
+        other versions, in batches of `batch_size`. Relationships without a `model` (not written by the
+        export) are left alone. Returns the numbers deleted per type and `embeddings` cleared."""
+        check_model_version(model)
+        removed: dict[str, int] = {}
+        for t in rel_types:
+            check_output_rel_type(t)
+            records = self._run(cypher.output_models(t), read=True).records
+            removed[t] = sum(self._repeat(cypher.delete_output_model(t), {"old": r["model"]}, "deleted")
+                             for r in records if r["model"] is not None and r["model"] != model)
+        removed["embeddings"] = self._repeat(cypher.CLEAR_OTHER_EMBEDDINGS, {"model": model}, "cleared")
+        return removed
+
+    def _write_rows(self, statement: str, rows: list[dict], params: dict[str, Any]) -> int:
+        """Send `rows` in batches of `batch_size` (one transaction each); sums a `written` column if returned."""
+        written = 0
+        for batch in _batches(rows, self.config.batch_size):
+            result = self._run(statement, {**params, "rows": batch})
+            self.last_counters.add(result.summary.counters)
+            if result.records and "written" in result.records[0].keys():
+                written += int(result.records[0]["written"])
+        return written
+
+    def _repeat(self, statement: str, params: dict[str, Any], key: str) -> int:
+        """Run a `LIMIT $batch` statement until its `key` column says 0; returns the total."""
+        total = 0
+        while True:
+            result = self._run(statement, {**params, "batch": self.config.batch_size})
+            self.last_counters.add(result.summary.counters)
+            n = int(result.records[0][key])
+            total += n
+            if n == 0:
+                return total
+
     def _plan(self, graph: KnowledgeGraph, delta: Delta | None) -> Iterator[tuple[str, str, list[dict]]]:
         """(name, statement, rows) in write order: nodes, deleted relationships, created relationships."""
         for label in NODE_LABELS:

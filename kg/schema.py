@@ -15,6 +15,7 @@ __all__ = [
     "REL_TYPES", "RelSpec", "REL_SPECS", "CATEGORY_LEVEL_SEP", "CATEGORY_PATH_SEP",
     "normalize_brand", "normalize_name", "split_category_paths", "category_key",
     "relation_type", "check_label", "check_rel_type",
+    "RECOMMENDED", "SIMILAR_TO", "OUTPUT_REL_SPECS", "OUTPUT_REL_TYPES", "check_output_rel_type",
 ]
 
 USER, PRODUCT, BRAND, CATEGORY = "User", "Product", "Brand", "Category"
@@ -58,6 +59,17 @@ REL_SPECS: dict[str, RelSpec] = {
     **{r: RelSpec(r, PRODUCT, PRODUCT) for r in PRODUCT_RELATIONS},
 }
 REL_TYPES: tuple[str, ...] = tuple(REL_SPECS)
+
+# What the trained model writes back (scripts/export_to_neo4j.py): each user's top k and each product's
+# nearest products, tagged with the model version. Deliberately outside REL_SPECS: ingestion,
+# `Neo4jStore.load()` and the training graph never see them, and no input file can create one
+# (`relation_type` accepts PRODUCT_RELATIONS only, `check_rel_type` rejects these).
+RECOMMENDED, SIMILAR_TO = "RECOMMENDED", "SIMILAR_TO"
+OUTPUT_REL_SPECS: dict[str, RelSpec] = {
+    RECOMMENDED: RelSpec(RECOMMENDED, USER, PRODUCT, ("score", "rank", "model")),
+    SIMILAR_TO: RelSpec(SIMILAR_TO, PRODUCT, PRODUCT, ("score", "rank", "model")),
+}
+OUTPUT_REL_TYPES: tuple[str, ...] = tuple(OUTPUT_REL_SPECS)
 
 CATEGORY_LEVEL_SEP = " > "
 CATEGORY_PATH_SEP = " | "
@@ -108,4 +120,11 @@ def check_rel_type(rel_type: str) -> str:
     """Return `rel_type` if it is an allow-listed relationship type, else raise ValueError."""
     if rel_type not in REL_SPECS:
         raise ValueError(f"unknown relationship type {rel_type!r}; allowed: {', '.join(REL_TYPES)}")
+    return rel_type
+
+
+def check_output_rel_type(rel_type: str) -> str:
+    """Return `rel_type` if it is a relationship type the model writes back, else raise ValueError."""
+    if rel_type not in OUTPUT_REL_SPECS:
+        raise ValueError(f"unknown output relationship type {rel_type!r}; allowed: {', '.join(OUTPUT_REL_TYPES)}")
     return rel_type

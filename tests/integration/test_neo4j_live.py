@@ -1,6 +1,7 @@
-"""Neo4jStore against a live server: schema, batched writes, idempotence, increments, read-back and the
-exploration queries of docs/neo4j.md. Start a server with `docker compose up -d` and set NEO4J_URI
-and NEO4J_PASSWORD (docs/neo4j.md).
+"""Neo4jStore against a live server: schema, batched writes, idempotence, increments, read-back, the
+exploration queries of docs/neo4j.md, and the model's results written back (export, re-export, a new
+model version, the vector index, every query of cypher/explore.cypher). Start a server with
+`docker compose up -d` and set NEO4J_URI and NEO4J_PASSWORD (docs/neo4j.md).
 
 Settings come from the same variables as the application: NEO4J_URI, NEO4J_USERNAME (or NEO4J_USER),
 NEO4J_PASSWORD, NEO4J_DATABASE. The tests write to a database that holds no knowledge graph and
@@ -12,9 +13,12 @@ tests/conftest.py as `conftest`, which a second conftest module without a packag
 """
 from __future__ import annotations
 
+import ast
 import os
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 if not os.environ.get("NEO4J_URI"):
@@ -25,7 +29,9 @@ import neo4j  # noqa: E402
 
 import kg  # noqa: E402
 from kg import cypher  # noqa: E402
-from neo4j_fixtures import write_files  # noqa: E402
+from kg.result_writers import Neo4jResultWriter  # noqa: E402
+from kg.results import export_results  # noqa: E402
+from neo4j_fixtures import FakeRecommender, write_files  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -139,3 +145,92 @@ def test_exploration_queries_of_the_docs(live_store, kg_files):
     assert _explore(live_store, "two_hops_from_user") == []  # U1 saw B0002 already; X9 is outside the catalog
     hops = _explore(live_store, "two_hops_from_user", user_id="U2")
     assert [(r["product"], r["relations"]) for r in hops] == [("B0002", ["ALSO_BOUGHT"])]
+
+
+# --- the model's results (scripts/export_to_neo4j.py) ---------------------------------------------------
+@pytest.fixture
+def results_store(live_store, kg_files):
+    """The live store holding the tiny graph; the vector index is dropped afterwards."""
+    _build(live_store, **kg_files)
+    yield live_store
+    live_store.drop_vector_index()
+
+
+def _export(store, rec, **kw):
+    writer = Neo4jResultWriter(store, await_index_s=120)
+    export_results(rec, [writer], rec.user_ids, show_progress=False, chunk_size=2, **kw)
+    return writer
+
+
+def _explore_results(store, name, **params):
+    records = store.connect().execute_query(
+        cypher.EXPLORE_RESULTS[name], {**cypher.EXPLORE_RESULTS_EXAMPLE_PARAMS[name], **params},
+        database_=store.config.database, routing_=neo4j.RoutingControl.READ).records
+    return [r.data() for r in records]
+
+
+def test_results_export_is_idempotent_and_a_new_version_replaces_the_old(results_store):
+    store = results_store
+    first = _export(store, FakeRecommender("v1"))
+    assert first.report["counters"]["relationships_created"] == 2 + 6 and first.unmatched() == {}
+    assert store.output_models() == {"RECOMMENDED": {"v1": 2}, "SIMILAR_TO": {"v1": 6}}
+    assert store.vector_index_config() == (4, "cosine")
+
+    again = _export(store, FakeRecommender("v1"))
+    assert again.report["counters"]["relationships_created"] == 0
+    assert again.report["counters"]["relationships_deleted"] == 0
+    assert again.report["vector_index_created"] is False
+    assert store.output_models() == {"RECOMMENDED": {"v1": 2}, "SIMILAR_TO": {"v1": 6}}
+
+    second = _export(store, FakeRecommender("v2"))
+    assert second.report["removed"] == {"SIMILAR_TO": 6, "RECOMMENDED": 2, "embeddings": 0}
+    assert store.output_models() == {"RECOMMENDED": {"v2": 2}, "SIMILAR_TO": {"v2": 6}}
+    assert _explore_results(store, "embedding_models") == [{"model": "v2", "products": 3, "dimensions": 4}]
+
+    # a model of another dimension: the vector index is rebuilt and still answers
+    wider = FakeRecommender("v3", vectors=np.hstack([FakeRecommender().product_vectors, np.ones((3, 4))]))
+    assert _export(store, wider, similar_k=1).report["vector_index_created"] is True
+    assert store.vector_index_config() == (8, "cosine")
+    assert [r["product"] for r in _explore_results(store, "vector_neighbours")][0] == "B0002"
+    assert store.output_models()["SIMILAR_TO"] == {"v3": 3}
+
+
+def test_results_exploration_queries(results_store):
+    store = results_store
+    _export(store, FakeRecommender("v1"))
+    side = _explore_results(store, "history_and_recommendations")
+    assert [(r["side"], r["product"]) for r in side] == [("INTERACTED", "B0001"), ("INTERACTED", "B0003"),
+                                                         ("INTERACTED", "B0003"), ("RECOMMENDED", "B0002")]
+    why = _explore_results(store, "why_recommended")
+    assert sorted((r["seen"], r["link"], r["via"]) for r in why) == [("B0001", "ALSO_BOUGHT", "Lip Balm"),
+                                                                     ("B0001", "HAS_BRAND", "Acme")]
+    assert all(r["rank"] == 1 for r in why)
+    similar = _explore_results(store, "similar_products")
+    assert [(r["rank"], r["product"], r["model"]) for r in similar] == [(1, "B0002", "v1"), (2, "B0003", "v1")]
+    near = _explore_results(store, "vector_neighbours")
+    assert [r["product"] for r in near] == ["B0002", "B0003"] and near[0]["score"] > near[1]["score"]
+    brand = _explore_results(store, "recommendations_sharing_brand")
+    assert [(r["product"], r["brand"], r["brand_in_history"]) for r in brand] == [("B0002", "Acme", 1)]
+    assert _explore_results(store, "recommendations_sharing_brand", user_id="U1") == []  # B0003 is Hairy Co
+    versions = _explore_results(store, "model_versions")
+    assert [(r["relationship"], r["model"], r["relationships"]) for r in versions] == [
+        ("RECOMMENDED", "v1", 2), ("SIMILAR_TO", "v1", 6)]
+
+
+def test_every_query_of_explore_cypher_runs(results_store):
+    """cypher/explore.cypher as a Browser user runs it: each block's :param values, then its query."""
+    store = results_store
+    _export(store, FakeRecommender("v1"))
+    text = (Path(__file__).resolve().parents[2] / "cypher" / "explore.cypher").read_text(encoding="utf-8")
+    body = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("//"))
+    results = {" ".join(q.split()) for q in cypher.EXPLORE_RESULTS.values()}
+    ran = 0
+    for chunk in filter(None, (c.strip() for c in body.split(";"))):
+        params = {m[1]: ast.literal_eval(m[2]) for m in re.finditer(r"^:param (\w+) => (.+)$", chunk, re.M)}
+        statement = "\n".join(ln for ln in chunk.splitlines() if not ln.startswith(":"))
+        records = store.connect().execute_query(statement, params, database_=store.config.database,
+                                                routing_=neo4j.RoutingControl.READ).records
+        if " ".join(statement.split()) in results:
+            assert records, f"the example of this results query finds nothing: {statement}"
+        ran += 1
+    assert ran == len(cypher.EXPLORE) + len(cypher.EXPLORE_RESULTS)

@@ -1,9 +1,10 @@
 """Every statement in kg/cypher.py is valid Cypher, parameterised, and built from allow-listed names only.
 
 No server runs here, so the statements are parsed with the openCypher grammar of the `antlr4-cypher`
-package (grammars-v4). Schema commands (`CREATE CONSTRAINT`) are not openCypher; they are matched
-against the Neo4j 5 syntax instead. Known gaps of that grammar, which the statements avoid: no
-`*0..` ranges (the lexer reads `0` apart) and no `WITH` directly after `WITH`.
+package (grammars-v4). Schema commands (`CREATE CONSTRAINT`, `CREATE VECTOR INDEX`, `SHOW INDEXES`, ...)
+are not openCypher; they are matched against the Neo4j 5 syntax instead. Known gaps of that grammar,
+which the statements avoid: no `*0..` ranges (the lexer reads `0` apart), no `WITH` directly after
+`WITH`, and no `UNION` (it rejects the whitespace before it).
 """
 from __future__ import annotations
 
@@ -11,17 +12,21 @@ import inspect
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from antlr4 import CommonTokenStream, InputStream
 from antlr4.error.ErrorListener import ErrorListener
 from antlr4_cypher import CypherLexer, CypherParser
 
 from kg import cypher
-from kg.schema import NODE_LABELS, REL_TYPES
+from kg.schema import NODE_LABELS, OUTPUT_REL_TYPES, REL_TYPES
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "neo4j.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs" / "neo4j.md"
+EXPLORE_FILE = ROOT / "cypher" / "explore.cypher"
 _CLAUSE = re.compile(r"^(MATCH|OPTIONAL|MERGE|UNWIND|CREATE|CALL|WITH|RETURN|DROP|SHOW)\b")
-_SCHEMA = re.compile(r"^(CREATE|DROP|SHOW)\s+(CONSTRAINT|INDEX|RANGE|TEXT|VECTOR|FULLTEXT|POINT|LOOKUP)\b")
+_SCHEMA = re.compile(r"^(CREATE|DROP|SHOW)\s+(CONSTRAINTS?|INDEX|INDEXES|RANGE|TEXT|VECTOR|FULLTEXT|POINT|LOOKUP)\b")
+DIMENSIONS = (1, 128, 4096)  # the vector index builder is enumerated over these
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -61,6 +66,12 @@ def _builder_args(fn) -> list[tuple]:
         return [(label,) for label in NODE_LABELS]
     if params == ["rel_type"]:
         return [(t,) for t in REL_TYPES]
+    if params == ["output_type"]:
+        return [(t,) for t in OUTPUT_REL_TYPES]
+    if params == ["dimensions"]:
+        return [(d,) for d in DIMENSIONS]
+    if params == ["dimensions", "similarity"]:
+        return [(d, s) for d in DIMENSIONS for s in cypher.VECTOR_SIMILARITIES]
     raise AssertionError(f"cypher.{fn.__name__}{params}: teach this test how to enumerate its arguments")
 
 
@@ -74,7 +85,8 @@ def all_statements() -> dict[str, str]:
             for args in _builder_args(obj):
                 res = obj(*args)
                 for i, s in enumerate(res if isinstance(res, list) else [res]):
-                    out[f"{name}({', '.join(args)})#{i}"] = s
+                    if _is_statement(s):  # (check_dimensions returns a number)
+                        out[f"{name}({', '.join(map(str, args))})#{i}"] = s
         elif isinstance(obj, dict):
             for k, v in obj.items():
                 if _is_statement(v):
@@ -91,8 +103,10 @@ CYPHER = {k: v for k, v in STATEMENTS.items() if k not in SCHEMA}
 
 def test_statements_are_all_found():
     # every builder over every label/type, plus constants and exploration queries
-    assert len(set(SCHEMA.values())) == len(NODE_LABELS)
-    assert len(set(CYPHER.values())) >= 3 * len(NODE_LABELS) + 4 * len(REL_TYPES) + 4 + len(cypher.EXPLORE)
+    vector_variants = len(DIMENSIONS) * len(cypher.VECTOR_SIMILARITIES)
+    assert len(set(SCHEMA.values())) == len(NODE_LABELS) + vector_variants + len(OUTPUT_REL_TYPES) + 2
+    assert len(set(CYPHER.values())) >= (3 * len(NODE_LABELS) + 4 * len(REL_TYPES) + 4 + len(cypher.EXPLORE)
+                                         + 4 * len(OUTPUT_REL_TYPES) + 3 + len(cypher.EXPLORE_RESULTS))
     # nothing that looks like a statement hides outside __all__ or inside an unchecked constant
     for name, value in vars(cypher).items():
         if _is_statement(value):
@@ -127,22 +141,68 @@ _CONSTRAINT = re.compile(
     r"CREATE CONSTRAINT (?P<name>[a-z][a-z0-9_]*) IF NOT EXISTS "
     r"FOR \((?P<var>[a-z]\w*):(?P<label>[A-Z]\w*)\) "
     r"REQUIRE (?P=var)\.(?P<prop>[a-z]\w*) IS UNIQUE")
+# Neo4j 5.13+: CREATE VECTOR INDEX name IF NOT EXISTS FOR (n:Label) ON (n.prop)
+#              OPTIONS {indexConfig: {`vector.dimensions`: INT, `vector.similarity_function`: 'cosine'|'euclidean'}}
+_VECTOR_INDEX = re.compile(
+    r"CREATE VECTOR INDEX (?P<name>[a-z][a-z0-9_]*) IF NOT EXISTS "
+    r"FOR \((?P<var>[a-z]\w*):(?P<label>[A-Z]\w*)\) ON \((?P=var)\.(?P<prop>[a-z]\w*)\) "
+    r"OPTIONS \{indexConfig: \{`vector\.dimensions`: (?P<dim>[1-9][0-9]*), "
+    r"`vector\.similarity_function`: '(?P<sim>cosine|euclidean)'\}\}")
+# Neo4j 5: CREATE [RANGE] INDEX name IF NOT EXISTS FOR ()-[r:TYPE]-() ON (r.prop)
+_REL_INDEX = re.compile(
+    r"CREATE INDEX (?P<name>[a-z][a-z0-9_]*) IF NOT EXISTS "
+    r"FOR \(\)-\[(?P<var>[a-z]\w*):(?P<type>[A-Z_]+)\]-\(\) ON \((?P=var)\.(?P<prop>[a-z]\w*)\)")
+_DROP_INDEX = re.compile(r"DROP INDEX (?P<name>[a-z][a-z0-9_]*) IF EXISTS")
+_SHOW_INDEXES = re.compile(r"SHOW INDEXES YIELD [a-z]+(, [a-z]+)*")
+
+
+def _check_schema_command(statement: str) -> None:
+    if m := _CONSTRAINT.fullmatch(statement):
+        assert m["label"] in NODE_LABELS
+        assert m["prop"] == cypher.NODE_KEY
+        assert m["name"] == f"{m['label'].lower()}_{cypher.NODE_KEY}"
+    elif m := _VECTOR_INDEX.fullmatch(statement):
+        assert (m["name"], m["label"], m["prop"]) == (cypher.VECTOR_INDEX, "Product", cypher.EMBEDDING)
+        assert 1 <= int(m["dim"]) <= cypher.MAX_VECTOR_DIMENSIONS
+    elif m := _REL_INDEX.fullmatch(statement):
+        assert m["type"] in OUTPUT_REL_TYPES and m["prop"] == "model"
+        assert m["name"] == f"{m['type'].lower()}_model"
+    elif m := _DROP_INDEX.fullmatch(statement):
+        assert m["name"] == cypher.VECTOR_INDEX
+    else:
+        assert _SHOW_INDEXES.fullmatch(statement), f"{statement!r} matches none of the Neo4j 5 schema commands used"
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMA))
 def test_schema_command_matches_neo4j5_syntax(name):
-    statement = SCHEMA[name]
-    m = _CONSTRAINT.fullmatch(statement)
-    assert m, f"{statement!r} is not `CREATE CONSTRAINT name IF NOT EXISTS FOR (n:Label) REQUIRE n.prop IS UNIQUE`"
-    assert m["label"] in NODE_LABELS
-    assert m["prop"] == cypher.NODE_KEY
-    assert m["name"] == f"{m['label'].lower()}_{cypher.NODE_KEY}"
-    tokens(statement)  # lexes cleanly too
+    _check_schema_command(SCHEMA[name])
+    tokens(SCHEMA[name])  # lexes cleanly too
 
 
 def test_one_constraint_per_label():
     labels = [_CONSTRAINT.fullmatch(s)["label"] for s in cypher.schema_statements()]
     assert sorted(labels) == sorted(NODE_LABELS)
+
+
+def test_output_schema_is_the_vector_index_and_one_model_index_per_output_type():
+    vector, *rel_indexes = cypher.output_schema_statements(384, "euclidean")
+    m = _VECTOR_INDEX.fullmatch(vector)
+    assert m and (m["dim"], m["sim"]) == ("384", "euclidean")
+    assert sorted(_REL_INDEX.fullmatch(s)["type"] for s in rel_indexes) == sorted(OUTPUT_REL_TYPES)
+    assert cypher.vector_index(np.int64(16)) == cypher.vector_index(16)  # numpy ints (a shape) are fine
+
+
+@pytest.mark.parametrize("bad", [0, -1, 4097, 10**9, 1.0, 128.5, "128", "128}} //", None, True, np.float32(8),
+                                 [128]])
+def test_vector_index_rejects_dimensions_that_are_not_a_sane_int(bad):
+    with pytest.raises(ValueError, match="vector dimensions must be"):
+        cypher.vector_index(bad)
+
+
+@pytest.mark.parametrize("bad", ["dot", "COSINE", "cosine'}} DROP INDEX x //", "", "cosine "])
+def test_vector_index_rejects_similarities_outside_the_allow_list(bad):
+    with pytest.raises(ValueError, match="unknown vector similarity"):
+        cypher.vector_index(64, bad)
 
 
 @pytest.mark.parametrize("bad", ["product", "Product) DETACH DELETE n //", "Product`", "", "KGMeta",
@@ -154,11 +214,21 @@ def test_label_builders_reject_names_outside_the_allow_list(builder, bad):
 
 
 @pytest.mark.parametrize("bad", ["has_brand", "HAS_BRAND]->() DETACH DELETE r //", "INTERACTED|HAS_BRAND",
-                                 "", "KNOWS", "ALSO_BOUGHT`"])
+                                 "", "KNOWS", "ALSO_BOUGHT`", "RECOMMENDED", "SIMILAR_TO"])
 @pytest.mark.parametrize("builder", [cypher.merge_relationships, cypher.delete_relationships,
                                      cypher.read_relationships, cypher.max_order])
 def test_relationship_builders_reject_types_outside_the_allow_list(builder, bad):
+    """The ingestion builders take input relationship types only: model output is not graph input."""
     with pytest.raises(ValueError, match="unknown relationship type"):
+        builder(bad)
+
+
+@pytest.mark.parametrize("bad", ["recommended", "RECOMMENDED]->() DETACH DELETE r //", "RECOMMENDED|SIMILAR_TO",
+                                 "", "ALSO_BOUGHT", "INTERACTED", "SIMILAR_TO`"])
+@pytest.mark.parametrize("builder", [cypher.merge_output, cypher.prune_output, cypher.output_models,
+                                     cypher.delete_output_model, cypher.output_model_index])
+def test_output_builders_reject_types_outside_the_output_allow_list(builder, bad):
+    with pytest.raises(ValueError, match="unknown output relationship type"):
         builder(bad)
 
 
@@ -168,13 +238,18 @@ def test_values_travel_as_parameters(name):
     statement = STATEMENTS[name]
     toks = tokens(statement)
     literals = [t for kind, t in toks if kind in ("STRING_LITERAL", "CHAR_LITERAL")]
-    assert not literals, f"string literal(s) {literals} in {name}: pass values as $parameters"
     numbers = {t for kind, t in toks if kind in ("Integer", "DIGIT", "FLOAT")}
-    assert numbers <= {"0", "1"}, f"numeric literal(s) {numbers} in {name}: pass values as $parameters"
+    if m := _VECTOR_INDEX.fullmatch(statement):
+        # index options cannot be parameters: the checked int and the allow-listed function, nothing else
+        assert literals == [f"'{m['sim']}'"] and numbers <= {m["dim"], *m["dim"]}, (literals, numbers)
+    else:
+        assert not literals, f"string literal(s) {literals} in {name}: pass values as $parameters"
+        assert numbers <= {"0", "1"}, f"numeric literal(s) {numbers} in {name}: pass values as $parameters"
     for label in re.findall(r"\(\w*:(\w+)", statement):
         assert label in (*NODE_LABELS, cypher.META_LABEL), f"label {label} in {name}"
-    for rtype in re.findall(r"\[\w*:(\w+)", statement):
-        assert rtype in REL_TYPES, f"relationship type {rtype} in {name}"
+    for types in re.findall(r"\[\w*:(\w+(?:\|\w+)*)", statement):
+        for rtype in types.split("|"):
+            assert rtype in (*REL_TYPES, *OUTPUT_REL_TYPES), f"relationship type {rtype} in {name}"
 
 
 def test_write_statements_take_their_rows_as_one_parameter():
@@ -188,11 +263,26 @@ def test_write_statements_take_their_rows_as_one_parameter():
     assert "[r:HAS_BRAND]" in cypher.merge_relationships("HAS_BRAND")
 
 
+def test_output_statements_take_their_values_as_parameters():
+    for t in OUTPUT_REL_TYPES:
+        assert set(re.findall(r"\$(\w+)", cypher.merge_output(t))) == {"rows", "model"}
+        assert set(re.findall(r"\$(\w+)", cypher.prune_output(t))) == {"rows", "model"}
+        assert set(re.findall(r"\$(\w+)", cypher.delete_output_model(t))) == {"old", "batch"}
+        # one relationship per (start, end, model): MERGE on the model, SET the rest
+        assert f"MERGE (a)-[r:{t} {{model: $model}}]->(b) SET r.score = row.score, r.rank = row.rank" \
+            in cypher.merge_output(t)
+    assert set(re.findall(r"\$(\w+)", cypher.SET_EMBEDDINGS)) == {"rows", "model"}
+    assert set(re.findall(r"\$(\w+)", cypher.CLEAR_OTHER_EMBEDDINGS)) == {"model", "batch"}
+
+
 def test_exploration_queries_declare_their_parameters():
-    assert len(cypher.EXPLORE) >= 5
+    assert len(cypher.EXPLORE) >= 5 and len(cypher.EXPLORE_RESULTS) >= 5
     assert set(cypher.EXPLORE) == set(cypher.EXPLORE_EXAMPLE_PARAMS)
-    for name, query in cypher.EXPLORE.items():
-        assert set(re.findall(r"\$(\w+)", query)) == set(cypher.EXPLORE_EXAMPLE_PARAMS[name]), name
+    assert set(cypher.EXPLORE_RESULTS) == set(cypher.EXPLORE_RESULTS_EXAMPLE_PARAMS)
+    for queries, examples in ((cypher.EXPLORE, cypher.EXPLORE_EXAMPLE_PARAMS),
+                              (cypher.EXPLORE_RESULTS, cypher.EXPLORE_RESULTS_EXAMPLE_PARAMS)):
+        for name, query in queries.items():
+            assert set(re.findall(r"\$(\w+)", query)) == set(examples[name]), name
 
 
 def _docs_blocks() -> list[str]:
@@ -203,13 +293,44 @@ def _squash(s: str) -> str:
     return " ".join(s.split())
 
 
+def _all_explore() -> dict[str, tuple[str, dict]]:
+    out = {n: (q, cypher.EXPLORE_EXAMPLE_PARAMS[n]) for n, q in cypher.EXPLORE.items()}
+    out.update({n: (q, cypher.EXPLORE_RESULTS_EXAMPLE_PARAMS[n]) for n, q in cypher.EXPLORE_RESULTS.items()})
+    return out
+
+
 def test_docs_show_every_exploration_query_with_its_params():
     blocks = _docs_blocks()
-    for name, query in cypher.EXPLORE.items():
+    for name, (query, example) in _all_explore().items():
         holding = [b for b in blocks if _squash(query) in _squash(b)]
-        assert holding, f"docs/neo4j.md does not show EXPLORE[{name!r}] verbatim"
+        assert holding, f"docs/neo4j.md does not show the exploration query {name!r} verbatim"
         params = set(re.findall(r"^:param (\w+) =>", holding[0], re.M))
-        assert params >= set(cypher.EXPLORE_EXAMPLE_PARAMS[name]), f"{name}: missing :param lines"
+        assert params >= set(example), f"{name}: missing :param lines"
+
+
+def _explore_file_blocks() -> list[tuple[list[str], str]]:
+    """cypher/explore.cypher as (`:param` lines, statement) per `;`-terminated block, comments dropped."""
+    text = EXPLORE_FILE.read_text(encoding="utf-8")
+    body = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("//"))
+    blocks = []
+    for chunk in filter(None, (c.strip() for c in body.split(";"))):
+        params = [ln for ln in chunk.splitlines() if ln.startswith(":")]
+        statement = "\n".join(ln for ln in chunk.splitlines() if not ln.startswith(":")).strip()
+        blocks.append((params, statement))
+    return blocks
+
+
+def test_explore_file_holds_every_exploration_query_and_parses():
+    blocks = _explore_file_blocks()
+    statements = [s for _, s in blocks]
+    for s in statements:
+        parse(s)
+    expected = _all_explore()
+    assert sorted(map(_squash, statements)) == sorted(_squash(q) for q, _ in expected.values())
+    for params, statement in blocks:
+        name = next(n for n, (q, _) in expected.items() if _squash(q) == _squash(statement))
+        declared = {re.match(r":param (\w+) =>", p)[1] for p in params}
+        assert declared == set(expected[name][1]), f"{name}: :param lines {declared}"
 
 
 def test_every_query_in_the_docs_parses():
@@ -218,7 +339,9 @@ def test_every_query_in_the_docs_parses():
     for block in blocks:
         body = "\n".join(ln for ln in block.splitlines() if not ln.startswith(":")).strip()
         for statement in filter(None, (s.strip() for s in body.split(";"))):
+            if statement.startswith("SHOW "):
+                continue  # listing commands shown for Browser users
             if _SCHEMA.match(statement):
-                assert _CONSTRAINT.fullmatch(statement) or statement.startswith("SHOW "), statement
+                _check_schema_command(" ".join(statement.split()))
             else:
                 parse(statement)

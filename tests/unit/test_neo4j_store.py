@@ -1,4 +1,5 @@
-"""Neo4jStore without a server: a fake driver records every call and keeps a tiny in-memory graph.
+"""Neo4jStore without a server: a fake driver (tests/neo4j_fixtures.py) records every call and keeps a
+tiny in-memory graph.
 
 The fake interprets the store's statements by identity (it looks each one up among the builders of
 `kg.cypher`), not by parsing Cypher, so these tests check the store's planning, batching, ordering,
@@ -8,174 +9,18 @@ against a live server in tests/integration.
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import neo4j
 import numpy as np
 import pandas as pd
 import pytest
-from neo4j_fixtures import write_files
+from neo4j_fixtures import FakeDriver, write_files
 from neo4j.exceptions import AuthError, ServiceUnavailable
 
 import kg
-from kg import cypher, neo4j_store
+from kg import neo4j_store
 from kg.neo4j_store import Neo4jConfig, Neo4jConnectionError, Neo4jStore, node_rows, relationship_rows
-from kg.schema import NODE_LABELS, REL_SPECS, REL_TYPES
-
-
-# --- a fake driver -------------------------------------------------------------------------------------
-class _Counters(SimpleNamespace):
-    def __init__(self):
-        super().__init__(nodes_created=0, relationships_created=0, relationships_deleted=0, properties_set=0)
-
-
-class _Result:
-    def __init__(self, records):
-        self._records = records
-
-    def keys(self):
-        return list(self._records[0]) if self._records else []
-
-    def values(self):
-        return [list(r.values()) for r in self._records]
-
-
-class FakeDriver:
-    """Records `execute_query` calls and applies them to dicts: nodes[label][id] = props,
-    rels[type][(src_id, dst_id, *keys)] = props."""
-
-    def __init__(self, connect_failures: int = 0, connect_error: Exception | None = None):
-        self.calls: list[SimpleNamespace] = []
-        self.connect_attempts = 0
-        self.connect_failures = connect_failures
-        self.connect_error = connect_error or ServiceUnavailable("Couldn't connect to localhost:7687")
-        self.closed = False
-        self.nodes: dict[str, dict[str, dict]] = {label: {} for label in NODE_LABELS}
-        self.rels: dict[str, dict[tuple, dict]] = {t: {} for t in REL_TYPES}
-        self.meta: dict | None = None
-        self.handlers = {}
-        for s in cypher.schema_statements():
-            self.handlers[s] = ("schema", None)
-        for label in NODE_LABELS:
-            self.handlers[cypher.upsert_nodes(label)] = ("upsert", label)
-            self.handlers[cypher.read_nodes(label)] = ("read_nodes", label)
-            self.handlers[cypher.delete_nodes(label)] = ("delete_nodes", label)
-        for t in REL_TYPES:
-            self.handlers[cypher.merge_relationships(t)] = ("merge", t)
-            self.handlers[cypher.delete_relationships(t)] = ("delete", t)
-            self.handlers[cypher.read_relationships(t)] = ("read_rels", t)
-            self.handlers[cypher.max_order(t)] = ("max_order", t)
-        for k in ("ANY_GRAPH_NODE", "READ_META", "WRITE_META", "DELETE_META"):
-            self.handlers[getattr(cypher, k)] = (k, None)
-
-    # driver API
-    def verify_connectivity(self):
-        self.connect_attempts += 1
-        if self.connect_attempts <= self.connect_failures:
-            raise self.connect_error
-
-    def close(self):
-        self.closed = True
-
-    def execute_query(self, query_, parameters_=None, routing_=neo4j.RoutingControl.WRITE, database_=None,
-                      result_transformer_=None, **kwargs):
-        kind, name = self.handlers[query_]  # KeyError: a statement that is not from kg.cypher
-        self.calls.append(SimpleNamespace(kind=kind, name=name, query=query_, params=parameters_,
-                                          routing=routing_, database=database_))
-        counters = _Counters()
-        records = getattr(self, f"_{kind.lower()}")(name, parameters_ or {}, counters)
-        if result_transformer_ is not None:
-            return result_transformer_(_Result(records))
-        return SimpleNamespace(records=records, summary=SimpleNamespace(counters=counters))
-
-    # statement semantics
-    def _schema(self, name, params, c):
-        return []
-
-    @staticmethod
-    def _set(target: dict, props: dict, c):
-        for k, v in props.items():
-            if v is None:
-                target.pop(k, None)  # SET += {k: null} removes k
-            else:
-                target[k] = v
-                c.properties_set += 1
-
-    def _upsert(self, label, params, c):
-        for row in params["rows"]:
-            node = self.nodes[label].get(row["id"])
-            if node is None:
-                node = self.nodes[label][row["id"]] = {"id": row["id"]}
-                c.nodes_created += 1
-            self._set(node, row["props"], c)
-        return []
-
-    def _key(self, t, row):
-        return (row["src_id"], row["dst_id"], *(row[k] for k in cypher.REL_KEYS[t]))
-
-    def _merge(self, t, params, c):
-        spec = REL_SPECS[t]
-        for row in params["rows"]:
-            if row["src_id"] not in self.nodes[spec.src] or row["dst_id"] not in self.nodes[spec.dst]:
-                continue  # MATCH finds no endpoint: the row does nothing
-            key = self._key(t, row)
-            rel = self.rels[t].get(key)
-            if rel is None:
-                rel = self.rels[t][key] = {k: row[k] for k in cypher.REL_KEYS[t]}
-                c.relationships_created += 1
-            self._set(rel, row["props"], c)
-        return []
-
-    def _delete(self, t, params, c):
-        for row in params["rows"]:
-            if self.rels[t].pop(self._key(t, row), None) is not None:
-                c.relationships_deleted += 1
-        return []
-
-    def _max_order(self, t, params, c):
-        vals = [r[cypher.REL_ORDER[t]] for r in self.rels[t].values() if cypher.REL_ORDER[t] in r]
-        return [{"max_order": max(vals) if vals else None}]
-
-    def _read_nodes(self, label, params, c):
-        cols = [cypher.NODE_INDEX, cypher.NODE_KEY, *kg.schema.NODE_PROPERTIES[label]]
-        rows = [{k: n.get(k) for k in cols} for n in self.nodes[label].values()]
-        return sorted(rows, key=lambda r: (r["idx"] is None, r["idx"] or 0))
-
-    def _read_rels(self, t, params, c):
-        spec, order = REL_SPECS[t], cypher.REL_ORDER[t]
-        rows = []
-        for key, r in self.rels[t].items():
-            row = {"src": self.nodes[spec.src][key[0]].get("idx"), "dst": self.nodes[spec.dst][key[1]].get("idx")}
-            row.update({p: r.get(p) for p in spec.properties})
-            rows.append((r.get(order), row))
-        return [row for _, row in sorted(rows, key=lambda x: (x[0] is None, x[0] or 0))]
-
-    def _delete_nodes(self, label, params, c):
-        ids = list(self.nodes[label])[: params["batch"]]
-        for i in ids:
-            del self.nodes[label][i]
-            for t, spec in REL_SPECS.items():
-                for key in [k for k in self.rels[t] if (spec.src == label and k[0] == i)
-                            or (spec.dst == label and k[1] == i)]:
-                    del self.rels[t][key]
-        return [{"deleted": len(ids)}]
-
-    def _any_graph_node(self, name, params, c):
-        return [{"found": int(any(self.nodes.values()))}]
-
-    def _read_meta(self, name, params, c):
-        return [] if self.meta is None else [dict(self.meta)]
-
-    def _write_meta(self, name, params, c):
-        m = self.meta or {"format_version": None, "version": 0, "written_at": None, "info_json": None,
-                          "counts_json": None}
-        m = {**m, **params["props"], "version": m["version"] + 1}
-        self.meta = m
-        return [{"version": m["version"]}]
-
-    def _delete_meta(self, name, params, c):
-        self.meta = None
-        return []
+from kg.schema import NODE_LABELS
 
 
 # --- fixtures ------------------------------------------------------------------------------------------
