@@ -12,6 +12,7 @@ __all__ = [
     "info_nce_loss", "bpr_loss", "softmax_preference_loss", "kg_path_loss", "l2_regularization",
     "train_model", "TrainState",
     "ExactIndex", "FaissIndex", "ANNConfig",
+    "Recommender", "Explanation", "UnknownIdError", "UnknownUserWarning", "SearchBlend",
 ]
 
 _WHERE = {
@@ -21,6 +22,9 @@ _WHERE = {
     "kg_path_loss": "losses", "l2_regularization": "losses",
     "train_model": "trainer", "TrainState": "trainer",
     "ExactIndex": "topk", "FaissIndex": "ann", "ANNConfig": "ann",
+    # the query API (fusion.baselines.base.Recommender is the evaluation interface, a different class)
+    "Recommender": "query", "UnknownUserWarning": "query", "Explanation": "results", "UnknownIdError": "results",
+    "SearchBlend": "search",
 }
 
 

@@ -1,0 +1,613 @@
+"""The day-to-day query API over a trained fusion model: recommendations, search, similar products,
+explanations and products added after training.
+
+    from fusion import Recommender
+    rec = Recommender.load("work/scientific/model")          # store from meta.json; index="exact" | "faiss"
+    rec.recommend("42", k=10, brands=["Stanley"])            # DataFrame: rank, product_id, title, score, ...
+    rec.search("stainless steel staples", user_id="42")
+    rec.similar("1"); rec.explain("42", "1")
+    rec.add_products(new_rows)                               # cold start, no retraining
+
+At load the model is bound to the whole store (every interaction, so histories and `exclude_seen` use all
+that is known), and everything a query needs is precomputed as numpy: the fused product vectors F [n, d],
+every known user's vector U [num_users, d], and top-k indexes over F (recommend), unit-length F (similar)
+and [F^ | T | F] (search, see `fusion.search`). A recommendation is then one matrix-vector product and a
+partial sort. Those arrays, the catalog and the indexes form an immutable snapshot; `add_products` builds a
+new one (copying the indexes) and swaps it in atomically, so every method may be called from several
+threads at once. An index without `copy()` (such as `fusion.ann.FaissIndex`) is grown in place instead,
+under a write lock that its searches share as readers. The text encoder loads on the first call that needs
+it (search, add_products, recommend_new_user with a query) and runs under a lock.
+
+Unknown users: `recommend` falls back to the most popular products (interaction count in the store, `score`
+= that count, `source` = "popular") with an `UnknownUserWarning`; `on_unknown="raise"` raises
+`UnknownIdError` instead. Unknown products raise `UnknownIdError`; bad arguments raise `ValueError`.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+import warnings
+from collections import OrderedDict
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .catalog import Catalog, parse_new_products
+from .cold_start import GraphNeighbourhood, fuse, product_neighbours
+from .explain import explain_paths, recency_weights
+from .results import Explanation, UnknownIdError, batch_frame, check_id, check_k, result_frame
+from .search import SearchBlend, calibrate, search_matrix, search_query
+from .topk import ExactIndex, TopKIndex
+from .users import UserHistory, compute_user_vectors
+
+__all__ = ["Recommender", "UnknownUserWarning"]
+
+_ON_UNKNOWN = ("popular", "raise")
+_BATCH = 1024
+
+
+class UnknownUserWarning(UserWarning):
+    """A recommendation for a user the store does not know fell back to the most popular products."""
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """Everything a query reads that `add_products` changes; replaced as a whole, never modified."""
+
+    catalog: Catalog
+    vectors: np.ndarray           # F  [n, d] float32, read-only
+    normed: np.ndarray            # F^ [n, d]
+    text: np.ndarray | None       # T  [n, text_dim] (None: model without text)
+    rec_index: TopKIndex          # over F
+    sim_index: TopKIndex          # over F^
+    search_index: TopKIndex | None  # over [F^ | T | F]
+    shared: bool = False          # indexes grown in place (not copyable): search them under the lock
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    a.flags.writeable = False
+    return a
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+
+
+def _index_factory(index) -> Callable[[np.ndarray], TopKIndex] | None:
+    """"exact" / "faiss" / a callable vectors -> index; None for an index instance."""
+    if isinstance(index, str):
+        if index == "exact":
+            return ExactIndex
+        if index == "faiss":
+            try:
+                from .ann import FaissIndex
+            except ImportError as e:
+                raise ValueError(f"index='faiss' needs fusion.ann and the faiss-cpu package: {e}") from e
+            return FaissIndex
+        raise ValueError(f"index must be 'exact', 'faiss', a TopKIndex or a callable vectors -> TopKIndex, "
+                         f"got {index!r}")
+    if hasattr(index, "search") and hasattr(index, "add"):
+        return None
+    if callable(index):
+        return index
+    raise ValueError(f"index must be 'exact', 'faiss', a TopKIndex or a callable vectors -> TopKIndex, "
+                     f"got {type(index).__name__}")
+
+
+def _clone(index: TopKIndex) -> TopKIndex | None:
+    """A copy of an index that can grow without touching the original (`ExactIndex`, or any index with a
+    `copy()` method), or None: such an index is grown in place (see `_ReadWriteLock`)."""
+    if isinstance(index, ExactIndex):
+        return ExactIndex(index.vectors)
+    return index.copy() if callable(getattr(index, "copy", None)) else None
+
+
+class _ReadWriteLock:
+    """Many readers at once or one writer; a waiting writer goes first, so `add_products` is never starved.
+    Guards indexes that cannot be copied: searches read them, `add_products` grows them in place."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writing = False
+        self._waiting = 0
+
+    @contextmanager
+    def read(self):
+        with self._cond:
+            while self._writing or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self):
+        with self._cond:
+            self._waiting += 1
+            while self._writing or self._readers:
+                self._cond.wait()
+            self._waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
+def _load_graph(store, model_dir: Path, meta: dict):
+    from kg import EmbeddedStore, KnowledgeGraph
+
+    if store is None:
+        store = meta.get("store")
+        if not store:
+            raise ValueError(f"{model_dir / 'meta.json'} names no store: pass store=PATH")
+    if isinstance(store, KnowledgeGraph):
+        return store, None
+    if hasattr(store, "load") and not isinstance(store, (str, Path)):
+        return store.load(), getattr(store, "path", None)
+    path = Path(store)
+    s = EmbeddedStore(path)
+    if not s.exists():
+        raise FileNotFoundError(f"no graph store at {path} (expected {path / 'CURRENT'}); pass store=PATH")
+    return s.load(), path
+
+
+class Recommender:
+    """Recommendations, search, similar products and explanations from a trained fusion model.
+
+    Build with `Recommender.load(model_dir, store=None, index="exact")`.
+
+    Args (of `load`):
+        model_dir: a directory written by `scripts/train.py` (config.json, model.pt, items.json, text.pt,
+            meta.json).
+        store: the graph store (path, a store object with `load()`, or a `kg.KnowledgeGraph`); default the
+            `store` recorded in meta.json. It must hold the entities the model was trained on (it may hold
+            more interactions between them: the model is bound to all of them).
+        index: "exact" (`fusion.topk.ExactIndex`), "faiss" (`fusion.ann.FaissIndex`), a callable
+            `vectors -> TopKIndex` used for all three indexes, or a `TopKIndex` instance that already holds
+            `product_vectors` in `product_ids` order (it serves `recommend`; similar and search use exact ones).
+        text_encoder: an object with `encode_query(str)` and `encode_texts(list[str])` to use instead of the
+            model's own encoder (`text.TextEncoder` with the model's `encoder` setting, loaded on first use).
+        search_blend: `fusion.search.SearchBlend` weights (default alpha 0.1, beta 0.25, measured on Scientific).
+        on_unknown: "popular" (default: unknown users get the most popular products and a warning) or "raise".
+    """
+
+    def __init__(self, *, model, snapshot: _Snapshot, history: UserHistory, user_vectors: np.ndarray,
+                 neighbourhood: GraphNeighbourhood, item_entity: np.ndarray, scales, model_version: str,
+                 text_encoder=None, search_blend: SearchBlend | None = None, on_unknown: str = "popular",
+                 index_factory: Callable[[np.ndarray], TopKIndex] = ExactIndex) -> None:
+        if on_unknown not in _ON_UNKNOWN:
+            raise ValueError(f"on_unknown must be one of {_ON_UNKNOWN}, got {on_unknown!r}")
+        self.model = model
+        self._state = snapshot
+        self._history = history
+        self._users = _frozen(user_vectors)
+        self._neighbourhood = neighbourhood
+        self._item_entity = item_entity
+        self._scales = scales
+        self._version = model_version
+        self._encoder = text_encoder
+        self.search_blend = search_blend or SearchBlend()
+        self.on_unknown = on_unknown
+        self._factory = index_factory
+        self._recency = recency_weights(model, max(1, history.max_length))
+        self._write_lock = threading.RLock()     # one add_products at a time
+        self._index_lock = _ReadWriteLock()      # indexes grown in place (`_Snapshot.shared`)
+        self._encoder_lock = threading.RLock()   # the text encoder is not thread-safe
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    # --- loading -------------------------------------------------------------------------------------
+    @classmethod
+    @torch.no_grad()
+    def load(cls, model_dir: str | Path, store=None, index="exact", *, text_encoder=None,
+             search_blend: SearchBlend | None = None, on_unknown: str = "popular") -> "Recommender":
+        from .baselines.base import TrainData
+        from .recommender import FusionRecommender
+
+        d = Path(model_dir)
+        for f in ("config.json", "model.pt", "items.json"):
+            if not (d / f).exists():
+                raise FileNotFoundError(f"{d} is not a fusion model directory (no {f})")
+        if on_unknown not in _ON_UNKNOWN:
+            raise ValueError(f"on_unknown must be one of {_ON_UNKNOWN}, got {on_unknown!r}")
+        factory = _index_factory(index)
+        meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").exists() else {}
+        graph, store_path = _load_graph(store, d, meta)
+        data = TrainData.from_graph(graph, cache_dir=str(Path(store_path) / "text_cache") if store_path else None)
+        fr = FusionRecommender.load(d, data)  # binds to the whole graph; checks the catalog
+        model = fr.model_.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        # the model's own view of the graph: content-only (cold) products have no free embedding
+        drop = model.content_only_entities() if hasattr(model, "content_only_entities") else None
+        layers = model.gnn.layers(drop) if drop is not None else model.gnn.layers()
+        entities = torch.stack(layers).mean(dim=0)
+        items = model.item_vectors(entities, fr._text)
+        history = UserHistory.from_graph(graph, data.column_of)
+        users = compute_user_vectors(model, entities, items, history)
+        vectors = items.numpy()
+        normed = _unit(vectors)
+        text = None if fr._text is None or not model.config.use_text else fr._text.numpy().astype(np.float32)
+        scales = calibrate(model, text, normed, vectors, users) if text is not None else None
+        if factory is None:
+            if index.size != len(vectors):
+                raise ValueError(f"the index given holds {index.size} vectors, the catalog has {len(vectors)} products")
+            rec_index, factory = index, ExactIndex
+        else:
+            rec_index = factory(vectors)
+        sim_index = factory(normed)
+        search_index = None if text is None else factory(search_matrix(normed, text, vectors))
+        # an index that cannot be copied is grown in place by add_products, searched under a read lock
+        shared = not all(ix is None or isinstance(ix, ExactIndex) or callable(getattr(ix, "copy", None))
+                         for ix in (rec_index, sim_index, search_index))
+        snap = _Snapshot(
+            catalog=Catalog.from_graph(graph, data.items), vectors=_frozen(vectors), normed=_frozen(normed),
+            text=None if text is None else _frozen(text), rec_index=rec_index, sim_index=sim_index,
+            search_index=search_index, shared=shared)
+        version = hashlib.sha256((d / "model.pt").read_bytes()).hexdigest()[:12]
+        return cls(model=model, snapshot=snap, history=history, user_vectors=users,
+                   neighbourhood=GraphNeighbourhood.from_encoder(model.gnn, layers),
+                   item_entity=model.item_entity.numpy(), scales=scales, model_version=version,
+                   text_encoder=text_encoder, search_blend=search_blend, on_unknown=on_unknown,
+                   index_factory=factory)
+
+    # --- properties ----------------------------------------------------------------------------------
+    @property
+    def model_version(self) -> str:
+        """First 12 hex digits of the SHA-256 of model.pt: a stable id of the weights."""
+        return self._version
+
+    @property
+    def product_ids(self) -> list[str]:
+        """Every recommendable product id, in vector order (products added later at the end)."""
+        return [str(x) for x in self._state.catalog.ids]
+
+    @property
+    def product_vectors(self) -> np.ndarray:
+        """float32 [n_products, d] fused product vectors (read-only): scores are dot products with them."""
+        return self._state.vectors
+
+    @property
+    def num_users(self) -> int:
+        return self._history.num_users
+
+    def user_vectors(self, user_ids: Sequence[str]) -> np.ndarray:
+        """float32 [B, d] vectors of known users (UnknownIdError for an unknown one)."""
+        ids = _id_list(user_ids, "user")
+        return self._users[[self._history.user(u) for u in ids]].copy()
+
+    def __repr__(self) -> str:
+        st = self._state
+        return (f"Recommender(model_version={self._version!r}, products={len(st.catalog)}, users={self.num_users}, "
+                f"dim={st.vectors.shape[1]}, index={type(st.rec_index).__name__})")
+
+    # --- recommendations -----------------------------------------------------------------------------
+    def recommend(self, user_id: str, k: int = 10, exclude_seen: bool = True, brands=None, categories=None,
+                  on_unknown: str | None = None) -> pd.DataFrame:
+        """Top-k products for a known user: U[user] . F, without what the user already interacted with
+        (`exclude_seen`), optionally only `brands` / `categories` (names or ids; a category matches its
+        subcategories). Columns: rank, product_id, title, score, brand, category, source."""
+        k, uid = check_k(k), check_id(user_id, "user")
+        st = self._state
+        allowed = st.catalog.allowed(brands, categories)
+        u = self._history.find(uid)
+        if u < 0:
+            self._unknown([uid], on_unknown)
+            return self._frame(st, *self._popular(st, k, allowed, None), "popular")
+        exclude = [self._history.seen(u)] if exclude_seen else None
+        scores, cols = self._top(st, st.rec_index, self._users[u:u + 1], k, exclude, allowed)
+        return self._frame(st, scores[0], cols[0], "model")
+
+    def recommend_batch(self, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = True, brands=None,
+                        categories=None, on_unknown: str | None = None) -> pd.DataFrame:
+        """`recommend` for many users at once (one matrix product per chunk of 1,024 users): one long frame
+        with a `user_id` column first, users in the order given."""
+        k = check_k(k)
+        ids = _id_list(user_ids, "user")
+        st = self._state
+        allowed = st.catalog.allowed(brands, categories)
+        us = np.array([self._history.find(u) for u in ids], dtype=np.int64)
+        unknown = us < 0
+        if unknown.any():
+            self._unknown([ids[i] for i in np.flatnonzero(unknown)], on_unknown)
+        scores = np.full((len(ids), k), -np.inf, dtype=np.float32)
+        cols = np.full((len(ids), k), -1, dtype=np.int64)
+        known = np.flatnonzero(~unknown)
+        for s in range(0, len(known), _BATCH):
+            rows = known[s:s + _BATCH]
+            exclude = [self._history.seen(u) for u in us[rows]] if exclude_seen else None
+            scores[rows], cols[rows] = self._top(st, st.rec_index, self._users[us[rows]], k, exclude, allowed)
+        if unknown.any():
+            ps, pc = self._popular(st, k, allowed, None)
+            scores[unknown], cols[unknown] = ps, pc
+        sources = np.where(unknown, "popular", "model").tolist()
+        c = st.catalog
+        return batch_frame("user_id", ids, c.ids, c.titles, c.brand_text, c.category_text, cols, scores, sources)
+
+    def recommend_new_user(self, product_ids: Iterable[str] = (), query: str | None = None, k: int = 10,
+                           brands=None, categories=None) -> pd.DataFrame:
+        """Recommendations for someone with no account yet: from products they chose (their history, oldest
+        first, through the model's history encoder) and/or a text `query` (the search blend with that history
+        as the user). With neither, the most popular products (source "popular"). The given products are
+        never recommended back."""
+        k = check_k(k)
+        ids = _id_list(product_ids, "product", allow_empty=True)
+        st = self._state
+        allowed = st.catalog.allowed(brands, categories)
+        cols = st.catalog.columns(ids) if ids else np.zeros(0, dtype=np.int64)
+        exclude = [np.unique(cols)] if len(cols) else None
+        if not len(cols) and query is None:
+            return self._frame(st, *self._popular(st, k, allowed, exclude), "popular")
+        user = self._history_vector(st, cols) if len(cols) else None
+        if query is not None:
+            scores, out = self._search_top(st, query, user, k, exclude, allowed)
+        else:
+            scores, out = self._top(st, st.rec_index, user[None], k, exclude, allowed)
+        return self._frame(st, scores[0], out[0], "model")
+
+    # --- search and similar products -----------------------------------------------------------------
+    def search(self, query: str, k: int = 10, user_id: str | None = None, exclude_seen: bool = False,
+               brands=None, categories=None) -> pd.DataFrame:
+        """Products for a text query; with `user_id`, personalised (the user's score joins the blend, see
+        `fusion.search`; an unknown user gets the plain search and an `UnknownUserWarning`), and with
+        `exclude_seen` without what that user already interacted with."""
+        k = check_k(k)
+        st = self._state
+        allowed = st.catalog.allowed(brands, categories)
+        user, exclude = None, None
+        if user_id is not None:
+            u = self._history.find(check_id(user_id, "user"))
+            if u < 0:
+                self._unknown([user_id], None, "searching without personalisation")
+            else:
+                user = self._users[u]
+                exclude = [self._history.seen(u)] if exclude_seen else None
+        scores, cols = self._search_top(st, query, user, k, exclude, allowed)
+        return self._frame(st, scores[0], cols[0], "model")
+
+    def similar(self, product_id: str, k: int = 10) -> pd.DataFrame:
+        """The k products whose fused vectors are closest in cosine to this product's (itself excluded)."""
+        out = self.similar_batch([product_id], k)
+        return out.drop(columns="source_id").reset_index(drop=True)
+
+    def similar_batch(self, product_ids: Sequence[str], k: int = 10) -> pd.DataFrame:
+        """`similar` for many products: one long frame with a `source_id` column first."""
+        k = check_k(k)
+        ids = _id_list(product_ids, "product")
+        st = self._state
+        cols = st.catalog.columns(ids)
+        scores = np.empty((len(ids), k), dtype=np.float32)
+        out = np.empty((len(ids), k), dtype=np.int64)
+        for s in range(0, len(ids), _BATCH):
+            c = cols[s:s + _BATCH]
+            scores[s:s + _BATCH], out[s:s + _BATCH] = self._top(st, st.sim_index, st.normed[c], k,
+                                                                [np.array([x]) for x in c], None)
+        cat = st.catalog
+        return batch_frame("source_id", ids, cat.ids, cat.titles, cat.brand_text, cat.category_text, out, scores,
+                           ["model"] * len(ids))
+
+    # --- explanations --------------------------------------------------------------------------------
+    def explain(self, user_id: str, product_id: str, max_paths: int = 3) -> list[Explanation]:
+        """Knowledge-graph paths from the user's history to the product, best first (see `fusion.explain`):
+        same brand, shared category, product relations, other customers. [] when there is none."""
+        max_paths = check_k(max_paths, "max_paths")
+        u = self._history.user(check_id(user_id, "user"))
+        st = self._state
+        p = st.catalog.column(check_id(product_id, "product"))
+        return explain_paths(u, p, self._history, st.catalog, st.normed, self._recency, max_paths)
+
+    # --- cold start ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def add_products(self, df: pd.DataFrame, relations: pd.DataFrame | None = None) -> list[str]:
+        """Add catalog products without retraining; returns their ids. They are at once recommendable,
+        searchable and similar-able.
+
+        Args:
+            df: rows like the products file (product_id; optional title, description, brand, categories,
+                price), validated by the same rules (`kg.validate.check_products`); an id already in the
+                catalog is an error. Errors name the row, field and value.
+            relations: optional rows like the relations file (product_id, relation, other_id) linking the new
+                products to each other or to catalog products (ALSO_BOUGHT, ...): used for the graph vector
+                and for explanations.
+
+        Each product's vector fuses a text embedding of its text (the encoder) with a graph vector from its
+        brand, categories and related products through the trained graph encoder (`fusion.cold_start`);
+        brands and categories the graph does not know contribute nothing to the graph side (text only).
+        """
+        with self._write_lock:
+            st = self._state
+            rows = parse_new_products(df, st.catalog)
+            rel = _parse_relations(relations, rows, st.catalog)
+            catalog = st.catalog.extend(rows, rel)
+            n0, n1 = len(st.catalog), len(catalog)
+            new = np.arange(n0, n1)
+            text = None
+            if st.text is not None:
+                from text import product_text
+
+                texts = product_text(catalog.frame(new)).tolist()
+                with self._encoder_lock:
+                    text = self._get_encoder().encode_texts(texts)
+                text = np.asarray(text, dtype=np.float32).reshape(len(new), -1)
+                if text.shape[1] != st.text.shape[1]:
+                    raise ValueError(f"the text encoder gives {text.shape[1]}-d vectors, the model was trained on "
+                                     f"{st.text.shape[1]}-d ones")
+            graph = np.stack([self._graph_vector(catalog, c, rel) for c in new])
+            vectors = fuse(self.model, torch.from_numpy(graph),
+                           None if text is None else torch.from_numpy(text)).numpy()
+            normed = _unit(vectors)
+            indexes = [st.rec_index, st.sim_index, st.search_index]
+            blocks = [vectors, normed, None if text is None else search_matrix(normed, text, vectors)]
+            # copy-on-write: readers of the old snapshot keep their indexes; an index that cannot be copied
+            # (decided at load: `shared`) grows in place, and every search of it holds this lock
+            clones = indexes if st.shared else [None if ix is None else _clone(ix) for ix in indexes]
+            with self._index_lock.write() if st.shared else nullcontext():
+                for ix, block in zip(clones, blocks):
+                    if ix is not None:
+                        ix.add(np.ascontiguousarray(block, dtype=np.float32))
+            self._state = replace(
+                st, catalog=catalog, vectors=_frozen(np.concatenate([st.vectors, vectors])),
+                normed=_frozen(np.concatenate([st.normed, normed])),
+                text=None if text is None else _frozen(np.concatenate([st.text, text])),
+                rec_index=clones[0], sim_index=clones[1], search_index=clones[2])
+            return [str(x) for x in rows["product_id"]]
+
+    def _graph_vector(self, catalog: Catalog, col: int, rel: pd.DataFrame | None) -> np.ndarray:
+        nb = self._neighbourhood
+        related = []
+        if rel is not None:
+            pid = catalog.ids[col]
+            for a, t, b in zip(rel["product_id"], rel["type"], rel["other_id"]):
+                other = b if a == pid else a if b == pid else None
+                if other is not None and other in catalog:
+                    oc = catalog.column(other)
+                    if oc < len(self._item_entity):  # a trained product: it has an entity
+                        related.append((int(self._item_entity[oc]), str(t)))
+        neighbours = product_neighbours(
+            int(catalog.brand[col]), catalog.leaves[col], related, graph_brands=catalog.graph_brands,
+            graph_categories=catalog.graph_categories, cat_parent=catalog.cat_parent,
+            brand_offset=nb.offsets.get("Brand"), category_offset=nb.offsets.get("Category"))
+        return nb.vector(neighbours)
+
+    # --- internals -----------------------------------------------------------------------------------
+    def _get_encoder(self):
+        with self._encoder_lock:
+            if self._encoder is None:
+                from text import EncoderConfig, TextEncoder
+
+                self._encoder = TextEncoder(EncoderConfig(model_name_or_path=self.model.config.encoder,
+                                                          num_threads=torch.get_num_threads()))
+            return self._encoder
+
+    def _encode_query(self, query: str) -> np.ndarray:
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError(f"query must be a non-empty string, got {query!r}")
+        with self._encoder_lock:
+            hit = self._query_cache.get(query)
+            if hit is not None:
+                self._query_cache.move_to_end(query)
+                return hit
+            x = np.asarray(self._get_encoder().encode_query(query), dtype=np.float32).reshape(-1)
+            self._query_cache[query] = x
+            if len(self._query_cache) > 1024:
+                self._query_cache.popitem(last=False)
+            return x
+
+    def _search_top(self, st: _Snapshot, query: str, user: np.ndarray | None, k: int, exclude, allowed):
+        if st.search_index is None:
+            raise ValueError("this model was trained without text (use_text=False): it cannot search")
+        x = self._encode_query(query)
+        if x.shape[0] != st.text.shape[1]:
+            raise ValueError(f"the text encoder gives {x.shape[0]}-d vectors, the model was trained on "
+                             f"{st.text.shape[1]}-d ones")
+        with torch.no_grad():
+            q = self.model.query_vectors(torch.from_numpy(x)[None])[0].numpy()
+        row = search_query(q, x, user, self.search_blend, self._scales)
+        return self._top(st, st.search_index, row[None], k, exclude, allowed)
+
+    @torch.no_grad()
+    def _history_vector(self, st: _Snapshot, cols: np.ndarray) -> np.ndarray:
+        """A user vector from product columns alone (oldest first): the model's history encoder, no user node."""
+        cols = cols[-self.model.config.history_len:]
+        items = torch.from_numpy(np.array(st.vectors[cols]))
+        h = torch.arange(len(cols))[None]
+        return self.model.history_vectors(items, h, torch.ones_like(h, dtype=torch.bool))[0].numpy()
+
+    def _top(self, st: _Snapshot, index: TopKIndex, queries: np.ndarray, k: int, exclude, allowed):
+        """index.search, safe for indexes grown in place by a later snapshot (their extra columns dropped)."""
+        n = len(st.catalog)
+        with self._index_lock.read() if st.shared else nullcontext():
+            extra = max(0, index.size - n)
+            if allowed is not None and extra:
+                allowed = np.concatenate([allowed, np.zeros(extra, dtype=bool)])
+            scores, cols = index.search(queries, k + extra, exclude, allowed)
+        if extra:
+            late = cols >= n
+            scores, cols = np.where(late, -np.inf, scores), np.where(late, -1, cols)
+            order = np.argsort(cols < 0, axis=1, kind="stable")[:, :k]
+            scores, cols = np.take_along_axis(scores, order, 1), np.take_along_axis(cols, order, 1)
+        return scores, cols
+
+    def _popular(self, st: _Snapshot, k: int, allowed, exclude) -> tuple[np.ndarray, np.ndarray]:
+        """The k most popular products (ties: catalog order) among `allowed`, minus `exclude[0]`."""
+        order = st.catalog.popularity_order
+        keep = np.ones(len(order), dtype=bool) if allowed is None else allowed[order]
+        if exclude:
+            keep &= ~np.isin(order, exclude[0])
+        cols = order[keep][:k]
+        scores = st.catalog.popularity[cols].astype(np.float32)
+        pad = k - len(cols)
+        return (np.pad(scores, (0, pad), constant_values=-np.inf),
+                np.pad(cols, (0, pad), constant_values=-1))
+
+    def _unknown(self, ids: list[str], on_unknown: str | None, what: str = "recommending the most popular "
+                 "products (source='popular')") -> None:
+        mode = self.on_unknown if on_unknown is None else on_unknown
+        if mode not in _ON_UNKNOWN:
+            raise ValueError(f"on_unknown must be one of {_ON_UNKNOWN}, got {mode!r}")
+        shown = ", ".join(repr(x) for x in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        if mode == "raise":
+            raise UnknownIdError(f"unknown user id {shown}: no interaction of this user is in the store")
+        warnings.warn(f"unknown user id {shown}: {what}", UnknownUserWarning, stacklevel=3)
+
+    @staticmethod
+    def _frame(st: _Snapshot, scores: np.ndarray, cols: np.ndarray, source: str) -> pd.DataFrame:
+        c = st.catalog
+        return result_frame(c.ids, c.titles, c.brand_text, c.category_text, cols, scores, source)
+
+
+def _id_list(values, kind: str, allow_empty: bool = False) -> list[str]:
+    if isinstance(values, str):
+        raise ValueError(f"{kind}_ids must be a list of ids, got a single str {values!r}")
+    try:
+        out = list(values)
+    except TypeError:
+        raise ValueError(f"{kind}_ids must be a list of ids, got {type(values).__name__}") from None
+    if not out and not allow_empty:
+        raise ValueError(f"{kind}_ids is empty")
+    return [check_id(v, kind) for v in out]
+
+
+def _parse_relations(relations: pd.DataFrame | None, rows: pd.DataFrame, catalog: Catalog) -> pd.DataFrame | None:
+    """Validate `add_products(relations=...)` like a relations file; each row must touch a new product."""
+    if relations is None:
+        return None
+    from kg.readers import LINE
+    from kg.validate import check_relations
+
+    if not isinstance(relations, pd.DataFrame):
+        raise ValueError(f"relations must be a pandas DataFrame, got {type(relations).__name__}")
+    missing = [c for c in ("product_id", "relation", "other_id") if c not in relations.columns]
+    if missing:
+        raise ValueError(f"relations: missing required column {missing[0]!r} "
+                         f"(found: {', '.join(map(str, relations.columns))})")
+    raw = pd.DataFrame({c: [str(v).strip() if pd.notna(v) else "" for v in relations[c].tolist()]
+                        for c in ("product_id", "relation", "other_id")})
+    raw[LINE] = np.arange(len(raw))
+    new = set(rows["product_id"])
+    known = pd.Index([*catalog.ids, *new], dtype=object)
+    out, problems = check_relations(raw, "relations", known)
+    msgs = [f"relations row {p.line}: field {p.field!r} = {p.value!r}: {p.reason}" for p in problems]
+    for line, a, b in zip(out[LINE], out["product_id"], out["other_id"]):
+        if a not in new and b not in new:
+            msgs.append(f"relations row {line}: neither {a!r} nor {b!r} is one of the products being added")
+    if msgs:
+        more = f" ... and {len(msgs) - 5} more" if len(msgs) > 5 else ""
+        raise ValueError("add_products: " + "; ".join(msgs[:5]) + more)
+    return out.drop(columns=LINE).reset_index(drop=True)

@@ -1,0 +1,115 @@
+"""Who interacted with what, in time order, over the whole store: for `exclude_seen`, user vectors and
+explanations (the query API binds to every known interaction, not only those the model was fitted on)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kg.graph import KnowledgeGraph
+from kg.schema import INTERACTED, USER
+
+from .data import Histories
+from .results import UnknownIdError
+
+__all__ = ["UserHistory", "compute_user_vectors"]
+
+
+@dataclass(frozen=True)
+class UserHistory:
+    """Users' catalog interactions sorted by (timestamp, seq) like `fusion.data.build_histories`.
+
+    Attributes:
+        ids: user ids (index = user index = graph node index).
+        indptr, items, events: user u's product columns are items[indptr[u]:indptr[u+1]] (oldest first),
+            with the event of each interaction.
+        item_indptr, item_users: the same interactions by product column: the users of column j are
+            item_users[item_indptr[j]:item_indptr[j+1]] (sorted, distinct).
+    """
+
+    ids: pd.Index
+    indptr: np.ndarray
+    items: np.ndarray
+    events: np.ndarray
+    item_indptr: np.ndarray
+    item_users: np.ndarray
+
+    @classmethod
+    def from_graph(cls, graph: KnowledgeGraph, column_of: np.ndarray) -> "UserHistory":
+        e = graph.edges_of(INTERACTED)
+        n_users = graph.num_nodes(USER)
+        cols = column_of[e["dst"].to_numpy(np.int64)]
+        ts = e["timestamp"].astype("float64").fillna(-np.inf).to_numpy()
+        order = np.lexsort((e["seq"].to_numpy(), ts, e["src"].to_numpy()))
+        users = e["src"].to_numpy(np.int64)[order]
+        cols = cols[order]
+        events = e["event"].to_numpy(dtype=object)[order]
+        keep = cols >= 0
+        users, cols, events = users[keep], cols[keep], events[keep]
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.add.at(indptr, users + 1, 1)
+        n_items = int(column_of.max(initial=-1)) + 1
+        pairs = np.unique(np.stack([cols, users], axis=1), axis=0) if len(cols) else np.zeros((0, 2), np.int64)
+        item_indptr = np.zeros(n_items + 1, dtype=np.int64)
+        np.add.at(item_indptr, pairs[:, 0] + 1, 1)
+        return cls(pd.Index(graph.nodes[USER]["id"].astype(str).to_numpy(dtype=object)), np.cumsum(indptr),
+                   cols.astype(np.int64), events, np.cumsum(item_indptr), pairs[:, 1].astype(np.int64))
+
+    @property
+    def num_users(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def max_length(self) -> int:
+        """Length of the longest history."""
+        return int(np.diff(self.indptr).max(initial=0))
+
+    def find(self, user_id: str) -> int:
+        """User index, or -1 when unknown."""
+        try:
+            return int(self.ids.get_loc(user_id))
+        except KeyError:
+            return -1
+
+    def user(self, user_id: str) -> int:
+        """User index; UnknownIdError naming the id."""
+        u = self.find(user_id)
+        if u < 0:
+            raise UnknownIdError(f"unknown user id {user_id!r}: no interaction of this user is in the store")
+        return u
+
+    def items_of(self, u: int) -> np.ndarray:
+        """Product columns of user u, oldest first (repeats kept)."""
+        return self.items[self.indptr[u]:self.indptr[u + 1]]
+
+    def events_of(self, u: int) -> np.ndarray:
+        return self.events[self.indptr[u]:self.indptr[u + 1]]
+
+    def seen(self, u: int) -> np.ndarray:
+        """Distinct product columns of user u."""
+        return np.unique(self.items_of(u))
+
+    def users_of(self, col: int) -> np.ndarray:
+        """Distinct users of product column `col` (none for columns added after loading)."""
+        if col >= len(self.item_indptr) - 1:
+            return np.zeros(0, dtype=np.int64)
+        return self.item_users[self.item_indptr[col]:self.item_indptr[col + 1]]
+
+    def as_histories(self) -> Histories:
+        return Histories(self.indptr, self.items)
+
+
+@torch.no_grad()
+def compute_user_vectors(model, entities: torch.Tensor, items: torch.Tensor, history: UserHistory,
+                         batch: int = 4096) -> np.ndarray:
+    """float32 [num_users, d]: every user's vector from their graph embedding and last `history_len` items,
+    exactly as `fusion.trainer.score_users` builds it."""
+    hist = history.as_histories()
+    out = []
+    for s in range(0, hist.num_users, batch):
+        u = np.arange(s, min(s + batch, hist.num_users))
+        h, m = hist.last(u, model.config.history_len)
+        out.append(model.user_vectors(entities, items, torch.from_numpy(u), h, m).numpy())
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, items.shape[1]), np.float32)
