@@ -230,6 +230,13 @@ def test_similar(shared_rec):
     batch = shared_rec.similar_batch(["B3", "A1"], k=5)
     assert list(batch.columns) == ["source_id", *RESULT_COLUMNS]
     assert batch[batch["source_id"] == "B3"]["product_id"].tolist() == out["product_id"].tolist()
+    mixed = shared_rec.similar("B3", k=20, text_weight=0.25)
+    st, b3 = shared_rec._state, shared_rec.product_ids.index("B3")
+    j = shared_rec.product_ids.index(mixed["product_id"].iloc[-1])
+    assert mixed["score"].iloc[-1] == pytest.approx(0.75 * st.normed[b3] @ st.normed[j] + 0.25 * st.text[b3] @ st.text[j],
+                                                    rel=1e-5)
+    with pytest.raises(ValueError, match="text_weight must be a number in"):
+        shared_rec.similar("B3", text_weight=2)
     with pytest.raises(UnknownIdError, match="unknown product id 'Z9'"):
         shared_rec.similar("Z9")
     with pytest.raises(UnknownIdError, match="unknown product id 'Z9'"):
