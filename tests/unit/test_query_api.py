@@ -432,3 +432,18 @@ def test_index_instance_and_faiss(paths, shared_rec):
     assert fx.recommend("a3", k=3)["product_id"].tolist() == shared_rec.recommend("a3", k=3)["product_id"].tolist()
     fx.add_products(pd.DataFrame([_row(fx, "B3", "B3-again")]))
     assert "B3" in fx.similar("B3-again", k=3)["product_id"].tolist()
+
+
+def test_model_without_text():
+    """fusion_no_text: no search (a clear error), products added from their graph neighbours alone."""
+    rec = Recommender.load(trained_model(use_text=False)[0])
+    assert rec._state.search_index is None
+    assert rec.recommend("a3", k=1)["product_id"].tolist() == ["A3"]
+    with pytest.raises(ValueError, match="trained without text"):
+        rec.search("hammer")
+    with pytest.raises(ValueError, match="trained without text"):
+        rec.recommend_new_user(query="hammer")
+    with pytest.raises(ValueError, match="text_weight must be 0"):
+        rec.similar("B3", text_weight=0.5)
+    rec.add_products(pd.DataFrame([_row(rec, "B3", "B3-again")]))
+    assert "B3" in rec.similar("B3-again", k=5)["product_id"].tolist()
