@@ -18,11 +18,11 @@ from kg.graph import KnowledgeGraph
 from kg.readers import LINE
 from kg.schema import (BRAND, CATEGORY, CATEGORY_LEVEL_SEP, HAS_BRAND, IN_CATEGORY, INTERACTED, PRODUCT,
                        PRODUCT_RELATIONS, SUBCATEGORY_OF, category_key, normalize_brand, split_category_paths)
-from kg.validate import PRODUCT_COLUMNS, check_products
+from kg.validate import PRODUCT_COLUMNS, check_products, check_relations
 
 from .results import UnknownIdError
 
-__all__ = ["Catalog", "ProductInputError", "parse_new_products"]
+__all__ = ["Catalog", "ProductInputError", "parse_new_products", "parse_new_relations"]
 
 
 class ProductInputError(ValueError):
@@ -354,3 +354,30 @@ def _missing(v) -> bool:
         return bool(pd.isna(v))
     except (TypeError, ValueError):
         return False
+
+
+def parse_new_relations(relations: pd.DataFrame | None, rows: pd.DataFrame,
+                        catalog: Catalog) -> pd.DataFrame | None:
+    """Validate `add_products(relations=...)` like a relations file; each row must touch a new product."""
+    if relations is None:
+        return None
+    if not isinstance(relations, pd.DataFrame):
+        raise ValueError(f"relations must be a pandas DataFrame, got {type(relations).__name__}")
+    missing = [c for c in ("product_id", "relation", "other_id") if c not in relations.columns]
+    if missing:
+        raise ValueError(f"relations: missing required column {missing[0]!r} "
+                         f"(found: {', '.join(map(str, relations.columns))})")
+    raw = pd.DataFrame({c: [str(v).strip() if pd.notna(v) else "" for v in relations[c].tolist()]
+                        for c in ("product_id", "relation", "other_id")})
+    raw[LINE] = np.arange(len(raw))
+    new = set(rows["product_id"])
+    known = pd.Index([*catalog.ids, *new], dtype=object)
+    out, problems = check_relations(raw, "relations", known)
+    msgs = [f"relations row {p.line}: field {p.field!r} = {p.value!r}: {p.reason}" for p in problems]
+    for line, a, b in zip(out[LINE], out["product_id"], out["other_id"]):
+        if a not in new and b not in new:
+            msgs.append(f"relations row {line}: neither {a!r} nor {b!r} is one of the products being added")
+    if msgs:
+        more = f" ... and {len(msgs) - 5} more" if len(msgs) > 5 else ""
+        raise ValueError("add_products: " + "; ".join(msgs[:5]) + more)
+    return out.drop(columns=LINE).reset_index(drop=True)

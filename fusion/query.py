@@ -24,14 +24,13 @@ Unknown users: `recommend` falls back to the most popular products (interaction 
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import threading
 import warnings
 from collections import OrderedDict
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -39,11 +38,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .catalog import Catalog, parse_new_products
+from .catalog import Catalog, parse_new_products, parse_new_relations
 from .cold_start import GraphNeighbourhood, fuse, product_neighbours
 from .explain import explain_paths, recency_weights
-from .results import Explanation, UnknownIdError, batch_frame, check_id, check_k, result_frame
+from .results import Explanation, UnknownIdError, batch_frame, check_id, check_id_list, check_k, result_frame
 from .search import SearchBlend, calibrate, search_matrix, search_query
+from .snapshot import ReadWriteLock, Snapshot, clone_index, frozen, index_factory, torch_threads, unit
 from .topk import ExactIndex, TopKIndex
 from .users import UserHistory, compute_user_vectors
 
@@ -55,112 +55,6 @@ _BATCH = 1024
 
 class UnknownUserWarning(UserWarning):
     """A recommendation for a user the store does not know fell back to the most popular products."""
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """Everything a query reads that `add_products` changes; replaced as a whole, never modified."""
-
-    catalog: Catalog
-    vectors: np.ndarray           # F  [n, d] float32, read-only
-    normed: np.ndarray            # F^ [n, d]
-    text: np.ndarray | None       # T  [n, text_dim] (None: model without text)
-    rec_index: TopKIndex          # over F
-    sim_index: TopKIndex          # over F^
-    search_index: TopKIndex | None  # over [F^ | T | F]
-    shared: bool = False          # indexes grown in place (not copyable): search them under the lock
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    a.flags.writeable = False
-    return a
-
-
-def _unit(a: np.ndarray) -> np.ndarray:
-    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-
-
-def _index_factory(index) -> Callable[[np.ndarray], TopKIndex] | None:
-    """"exact" / "faiss" / a callable vectors -> index; None for an index instance."""
-    if isinstance(index, str):
-        if index == "exact":
-            return ExactIndex
-        if index == "faiss":
-            try:
-                from .ann import FaissIndex
-            except ImportError as e:
-                raise ValueError(f"index='faiss' needs fusion.ann and the faiss-cpu package: {e}") from e
-            return FaissIndex
-        raise ValueError(f"index must be 'exact', 'faiss', a TopKIndex or a callable vectors -> TopKIndex, "
-                         f"got {index!r}")
-    if hasattr(index, "search") and hasattr(index, "add"):
-        return None
-    if callable(index):
-        return index
-    raise ValueError(f"index must be 'exact', 'faiss', a TopKIndex or a callable vectors -> TopKIndex, "
-                     f"got {type(index).__name__}")
-
-
-def _clone(index: TopKIndex) -> TopKIndex | None:
-    """A copy of an index that can grow without touching the original (`ExactIndex`, or any index with a
-    `copy()` method), or None: such an index is grown in place (see `_ReadWriteLock`)."""
-    if isinstance(index, ExactIndex):
-        return ExactIndex(index.vectors)
-    return index.copy() if callable(getattr(index, "copy", None)) else None
-
-
-@contextmanager
-def _torch_threads(n: int):
-    """Run with `n` torch intra-op threads, then restore the process's setting."""
-    before = torch.get_num_threads()
-    if before != n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if before != n:
-            torch.set_num_threads(before)
-
-
-class _ReadWriteLock:
-    """Many readers at once or one writer; a waiting writer goes first, so `add_products` is never starved.
-    Guards indexes that cannot be copied: searches read them, `add_products` grows them in place."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._readers = 0
-        self._writing = False
-        self._waiting = 0
-
-    @contextmanager
-    def read(self):
-        with self._cond:
-            while self._writing or self._waiting:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self):
-        with self._cond:
-            self._waiting += 1
-            while self._writing or self._readers:
-                self._cond.wait()
-            self._waiting -= 1
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
 
 
 def _load_graph(store, model_dir: Path, meta: dict):
@@ -201,7 +95,7 @@ class Recommender:
         on_unknown: "popular" (default: unknown users get the most popular products and a warning) or "raise".
     """
 
-    def __init__(self, *, model, snapshot: _Snapshot, history: UserHistory, user_vectors: np.ndarray,
+    def __init__(self, *, model, snapshot: Snapshot, history: UserHistory, user_vectors: np.ndarray,
                  neighbourhood: GraphNeighbourhood, item_entity: np.ndarray, scales, model_version: str,
                  text_encoder=None, search_blend: SearchBlend | None = None, on_unknown: str = "popular",
                  index_factory: Callable[[np.ndarray], TopKIndex] = ExactIndex) -> None:
@@ -210,7 +104,7 @@ class Recommender:
         self.model = model
         self._state = snapshot
         self._history = history
-        self._users = _frozen(user_vectors)
+        self._users = frozen(user_vectors)
         self._neighbourhood = neighbourhood
         self._item_entity = item_entity
         self._scales = scales
@@ -221,7 +115,7 @@ class Recommender:
         self._factory = index_factory
         self._recency = recency_weights(model, max(1, history.max_length))
         self._write_lock = threading.RLock()     # one add_products at a time
-        self._index_lock = _ReadWriteLock()      # indexes grown in place (`_Snapshot.shared`)
+        self._index_lock = ReadWriteLock()      # indexes grown in place (`Snapshot.shared`)
         self._encoder_lock = threading.RLock()   # the text encoder is not thread-safe
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -239,7 +133,7 @@ class Recommender:
                 raise FileNotFoundError(f"{d} is not a fusion model directory (no {f})")
         if on_unknown not in _ON_UNKNOWN:
             raise ValueError(f"on_unknown must be one of {_ON_UNKNOWN}, got {on_unknown!r}")
-        factory = _index_factory(index)
+        factory = index_factory(index)
         meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").exists() else {}
         graph, store_path = _load_graph(store, d, meta)
         data = TrainData.from_graph(graph, cache_dir=str(Path(store_path) / "text_cache") if store_path else None)
@@ -255,7 +149,7 @@ class Recommender:
         history = UserHistory.from_graph(graph, data.column_of)
         users = compute_user_vectors(model, entities, items, history)
         vectors = items.numpy()
-        normed = _unit(vectors)
+        normed = unit(vectors)
         text = None if fr._text is None or not model.config.use_text else fr._text.numpy().astype(np.float32)
         scales = calibrate(model, text, normed, vectors, users) if text is not None else None
         if factory is None:
@@ -269,9 +163,9 @@ class Recommender:
         # an index that cannot be copied is grown in place by add_products, searched under a read lock
         shared = not all(ix is None or isinstance(ix, ExactIndex) or callable(getattr(ix, "copy", None))
                          for ix in (rec_index, sim_index, search_index))
-        snap = _Snapshot(
-            catalog=Catalog.from_graph(graph, data.items), vectors=_frozen(vectors), normed=_frozen(normed),
-            text=None if text is None else _frozen(text), rec_index=rec_index, sim_index=sim_index,
+        snap = Snapshot(
+            catalog=Catalog.from_graph(graph, data.items), vectors=frozen(vectors), normed=frozen(normed),
+            text=None if text is None else frozen(text), rec_index=rec_index, sim_index=sim_index,
             search_index=search_index, shared=shared)
         version = hashlib.sha256((d / "model.pt").read_bytes()).hexdigest()[:12]
         return cls(model=model, snapshot=snap, history=history, user_vectors=users,
@@ -302,7 +196,7 @@ class Recommender:
 
     def user_vectors(self, user_ids: Sequence[str]) -> np.ndarray:
         """float32 [B, d] vectors of known users (UnknownIdError for an unknown one)."""
-        ids = _id_list(user_ids, "user")
+        ids = check_id_list(user_ids, "user")
         return self._users[[self._history.user(u) for u in ids]].copy()
 
     def __repr__(self) -> str:
@@ -332,7 +226,7 @@ class Recommender:
         """`recommend` for many users at once (one matrix product per chunk of 1,024 users): one long frame
         with a `user_id` column first, users in the order given."""
         k = check_k(k)
-        ids = _id_list(user_ids, "user")
+        ids = check_id_list(user_ids, "user")
         st = self._state
         allowed = st.catalog.allowed(brands, categories)
         us = np.array([self._history.find(u) for u in ids], dtype=np.int64)
@@ -361,7 +255,7 @@ class Recommender:
         never recommended back. On Scientific, such a history-only vector finds a user's held-out next item
         nearly as well as the known user's own vector (HR@10 0.106 against 0.113, 1,500 loo test users)."""
         k = check_k(k)
-        ids = _id_list(product_ids, "product", allow_empty=True)
+        ids = check_id_list(product_ids, "product", allow_empty=True)
         st = self._state
         allowed = st.catalog.allowed(brands, categories)
         cols = st.catalog.columns(ids) if ids else np.zeros(0, dtype=np.int64)
@@ -408,7 +302,7 @@ class Recommender:
         k = check_k(k)
         if isinstance(text_weight, bool) or not isinstance(text_weight, (int, float)) or not 0 <= text_weight <= 1:
             raise ValueError(f"text_weight must be a number in [0, 1], got {text_weight!r}")
-        ids = _id_list(product_ids, "product")
+        ids = check_id_list(product_ids, "product")
         st = self._state
         if text_weight and st.search_index is None:
             raise ValueError("this model was trained without text (use_text=False): text_weight must be 0")
@@ -459,7 +353,7 @@ class Recommender:
         with self._write_lock:
             st = self._state
             rows = parse_new_products(df, st.catalog)
-            rel = _parse_relations(relations, rows, st.catalog)
+            rel = parse_new_relations(relations, rows, st.catalog)
             catalog = st.catalog.extend(rows, rel)
             n0, n1 = len(st.catalog), len(catalog)
             new = np.arange(n0, n1)
@@ -477,20 +371,20 @@ class Recommender:
             graph = np.stack([self._graph_vector(catalog, c, rel) for c in new])
             vectors = fuse(self.model, torch.from_numpy(graph),
                            None if text is None else torch.from_numpy(text)).numpy()
-            normed = _unit(vectors)
+            normed = unit(vectors)
             indexes = [st.rec_index, st.sim_index, st.search_index]
             blocks = [vectors, normed, None if text is None else search_matrix(normed, text, vectors)]
             # copy-on-write: readers of the old snapshot keep their indexes; an index that cannot be copied
             # (decided at load: `shared`) grows in place, and every search of it holds this lock
-            clones = indexes if st.shared else [None if ix is None else _clone(ix) for ix in indexes]
+            clones = indexes if st.shared else [None if ix is None else clone_index(ix) for ix in indexes]
             with self._index_lock.write() if st.shared else nullcontext():
                 for ix, block in zip(clones, blocks):
                     if ix is not None:
                         ix.add(np.ascontiguousarray(block, dtype=np.float32))
             self._state = replace(
-                st, catalog=catalog, vectors=_frozen(np.concatenate([st.vectors, vectors])),
-                normed=_frozen(np.concatenate([st.normed, normed])),
-                text=None if text is None else _frozen(np.concatenate([st.text, text])),
+                st, catalog=catalog, vectors=frozen(np.concatenate([st.vectors, vectors])),
+                normed=frozen(np.concatenate([st.normed, normed])),
+                text=None if text is None else frozen(np.concatenate([st.text, text])),
                 rec_index=clones[0], sim_index=clones[1], search_index=clones[2])
             return [str(x) for x in rows["product_id"]]
 
@@ -530,14 +424,14 @@ class Recommender:
                 self._query_cache.move_to_end(query)
                 return hit
             encoder = self._get_encoder()
-            with _torch_threads(1):  # one short text: threads only add wake-ups (5 ms vs 340 ms on 2 busy cores)
+            with torch_threads(1):  # one short text: threads only add wake-ups (5 ms vs 340 ms on 2 busy cores)
                 x = np.asarray(encoder.encode_query(query), dtype=np.float32).reshape(-1)
             self._query_cache[query] = x
             if len(self._query_cache) > 1024:
                 self._query_cache.popitem(last=False)
             return x
 
-    def _search_top(self, st: _Snapshot, query: str, user: np.ndarray | None, k: int, exclude, allowed):
+    def _search_top(self, st: Snapshot, query: str, user: np.ndarray | None, k: int, exclude, allowed):
         if st.search_index is None:
             raise ValueError("this model was trained without text (use_text=False): it cannot search")
         x = self._encode_query(query)
@@ -550,14 +444,14 @@ class Recommender:
         return self._top(st, st.search_index, row[None], k, exclude, allowed)
 
     @torch.no_grad()
-    def _history_vector(self, st: _Snapshot, cols: np.ndarray) -> np.ndarray:
+    def _history_vector(self, st: Snapshot, cols: np.ndarray) -> np.ndarray:
         """A user vector from product columns alone (oldest first): the model's history encoder, no user node."""
         cols = cols[-self.model.config.history_len:]
         items = torch.from_numpy(np.array(st.vectors[cols]))
         h = torch.arange(len(cols))[None]
         return self.model.history_vectors(items, h, torch.ones_like(h, dtype=torch.bool))[0].numpy()
 
-    def _top(self, st: _Snapshot, index: TopKIndex, queries: np.ndarray, k: int, exclude, allowed):
+    def _top(self, st: Snapshot, index: TopKIndex, queries: np.ndarray, k: int, exclude, allowed):
         """index.search, safe for indexes grown in place by a later snapshot (their extra columns dropped)."""
         n = len(st.catalog)
         with self._index_lock.read() if st.shared else nullcontext():
@@ -572,7 +466,7 @@ class Recommender:
             scores, cols = np.take_along_axis(scores, order, 1), np.take_along_axis(cols, order, 1)
         return scores, cols
 
-    def _popular(self, st: _Snapshot, k: int, allowed, exclude) -> tuple[np.ndarray, np.ndarray]:
+    def _popular(self, st: Snapshot, k: int, allowed, exclude) -> tuple[np.ndarray, np.ndarray]:
         """The k most popular products (ties: catalog order) among `allowed`, minus `exclude[0]`."""
         order = st.catalog.popularity_order
         keep = np.ones(len(order), dtype=bool) if allowed is None else allowed[order]
@@ -595,47 +489,6 @@ class Recommender:
         warnings.warn(f"unknown user id {shown}: {what}", UnknownUserWarning, stacklevel=3)
 
     @staticmethod
-    def _frame(st: _Snapshot, scores: np.ndarray, cols: np.ndarray, source: str) -> pd.DataFrame:
+    def _frame(st: Snapshot, scores: np.ndarray, cols: np.ndarray, source: str) -> pd.DataFrame:
         c = st.catalog
         return result_frame(c.ids, c.titles, c.brand_text, c.category_text, cols, scores, source)
-
-
-def _id_list(values, kind: str, allow_empty: bool = False) -> list[str]:
-    if isinstance(values, str):
-        raise ValueError(f"{kind}_ids must be a list of ids, got a single str {values!r}")
-    try:
-        out = list(values)
-    except TypeError:
-        raise ValueError(f"{kind}_ids must be a list of ids, got {type(values).__name__}") from None
-    if not out and not allow_empty:
-        raise ValueError(f"{kind}_ids is empty")
-    return [check_id(v, kind) for v in out]
-
-
-def _parse_relations(relations: pd.DataFrame | None, rows: pd.DataFrame, catalog: Catalog) -> pd.DataFrame | None:
-    """Validate `add_products(relations=...)` like a relations file; each row must touch a new product."""
-    if relations is None:
-        return None
-    from kg.readers import LINE
-    from kg.validate import check_relations
-
-    if not isinstance(relations, pd.DataFrame):
-        raise ValueError(f"relations must be a pandas DataFrame, got {type(relations).__name__}")
-    missing = [c for c in ("product_id", "relation", "other_id") if c not in relations.columns]
-    if missing:
-        raise ValueError(f"relations: missing required column {missing[0]!r} "
-                         f"(found: {', '.join(map(str, relations.columns))})")
-    raw = pd.DataFrame({c: [str(v).strip() if pd.notna(v) else "" for v in relations[c].tolist()]
-                        for c in ("product_id", "relation", "other_id")})
-    raw[LINE] = np.arange(len(raw))
-    new = set(rows["product_id"])
-    known = pd.Index([*catalog.ids, *new], dtype=object)
-    out, problems = check_relations(raw, "relations", known)
-    msgs = [f"relations row {p.line}: field {p.field!r} = {p.value!r}: {p.reason}" for p in problems]
-    for line, a, b in zip(out[LINE], out["product_id"], out["other_id"]):
-        if a not in new and b not in new:
-            msgs.append(f"relations row {line}: neither {a!r} nor {b!r} is one of the products being added")
-    if msgs:
-        more = f" ... and {len(msgs) - 5} more" if len(msgs) > 5 else ""
-        raise ValueError("add_products: " + "; ".join(msgs[:5]) + more)
-    return out.drop(columns=LINE).reset_index(drop=True)

@@ -8,7 +8,8 @@ import pandas as pd
 
 from kg.idmap import UnknownIdError as _KgUnknownIdError
 
-__all__ = ["Explanation", "UnknownIdError", "RESULT_COLUMNS", "result_frame", "batch_frame", "check_k", "check_id"]
+__all__ = ["Explanation", "UnknownIdError", "RESULT_COLUMNS", "result_frame", "batch_frame", "check_k", "check_id",
+           "check_id_list"]
 
 # Columns of every ranked result, in order (batch results put `user_id` / `source_id` first).
 RESULT_COLUMNS = ("rank", "product_id", "title", "score", "brand", "category", "source")
@@ -60,6 +61,19 @@ def check_id(value: object, kind: str) -> str:
         return value
     hint = f" (ids are strings: did you mean {str(value)!r}?)" if isinstance(value, (int, np.integer)) else ""
     raise ValueError(f"{kind} id must be a str, got {type(value).__name__} {value!r}{hint}")
+
+
+def check_id_list(values, kind: str, allow_empty: bool = False) -> list[str]:
+    """A list of external ids (not a single str), each a str."""
+    if isinstance(values, str):
+        raise ValueError(f"{kind}_ids must be a list of ids, got a single str {values!r}")
+    try:
+        out = list(values)
+    except TypeError:
+        raise ValueError(f"{kind}_ids must be a list of ids, got {type(values).__name__}") from None
+    if not out and not allow_empty:
+        raise ValueError(f"{kind}_ids is empty")
+    return [check_id(v, kind) for v in out]
 
 
 def result_frame(ids: np.ndarray, titles: np.ndarray, brands: np.ndarray, categories: np.ndarray,

@@ -1,0 +1,123 @@
+"""The state a `fusion.Recommender` query reads, and the pieces that keep it safe to share between threads:
+an immutable `Snapshot` (catalog, vectors, top-k indexes) that `add_products` replaces as a whole, how the
+indexes are made and copied, and a read-write lock for indexes that can only grow in place."""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .catalog import Catalog
+from .topk import ExactIndex, TopKIndex
+
+__all__ = ["Snapshot", "frozen", "unit", "index_factory", "clone_index", "torch_threads", "ReadWriteLock"]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a query reads that `add_products` changes; replaced as a whole, never modified."""
+
+    catalog: Catalog
+    vectors: np.ndarray           # F  [n, d] float32, read-only
+    normed: np.ndarray            # F^ [n, d]
+    text: np.ndarray | None       # T  [n, text_dim] (None: model without text)
+    rec_index: TopKIndex          # over F
+    sim_index: TopKIndex          # over F^
+    search_index: TopKIndex | None  # over [F^ | T | F]
+    shared: bool = False          # indexes grown in place (not copyable): search them under the lock
+
+
+def frozen(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    a.flags.writeable = False
+    return a
+
+
+def unit(a: np.ndarray) -> np.ndarray:
+    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+
+
+def index_factory(index) -> Callable[[np.ndarray], TopKIndex] | None:
+    """"exact" / "faiss" / a callable vectors -> index; None for an index instance."""
+    if isinstance(index, str):
+        if index == "exact":
+            return ExactIndex
+        if index == "faiss":
+            try:
+                from .ann import FaissIndex
+            except ImportError as e:
+                raise ValueError(f"index='faiss' needs fusion.ann and the faiss-cpu package: {e}") from e
+            return FaissIndex
+        raise ValueError(f"index must be 'exact', 'faiss', a TopKIndex or a callable vectors -> TopKIndex, "
+                         f"got {index!r}")
+    if hasattr(index, "search") and hasattr(index, "add"):
+        return None
+    if callable(index):
+        return index
+    raise ValueError(f"index must be 'exact', 'faiss', a TopKIndex or a callable vectors -> TopKIndex, "
+                     f"got {type(index).__name__}")
+
+
+def clone_index(index: TopKIndex) -> TopKIndex | None:
+    """A copy of an index that can grow without touching the original (`ExactIndex`, or any index with a
+    `copy()` method), or None: such an index is grown in place (see `ReadWriteLock`)."""
+    if isinstance(index, ExactIndex):
+        return ExactIndex(index.vectors)
+    return index.copy() if callable(getattr(index, "copy", None)) else None
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run with `n` torch intra-op threads, then restore the process's setting."""
+    before = torch.get_num_threads()
+    if before != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if before != n:
+            torch.set_num_threads(before)
+
+
+class ReadWriteLock:
+    """Many readers at once or one writer; a waiting writer goes first, so `add_products` is never starved.
+    Guards indexes that cannot be copied: searches read them, `add_products` grows them in place."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writing = False
+        self._waiting = 0
+
+    @contextmanager
+    def read(self):
+        with self._cond:
+            while self._writing or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self):
+        with self._cond:
+            self._waiting += 1
+            while self._writing or self._readers:
+                self._cond.wait()
+            self._waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
