@@ -29,7 +29,7 @@ class LossConfig:
     """
 
     preference: float = 1.0
-    text: float = 0.1
+    text: float = 0.3
     kg_path: float = 0.3
     l2: float = 1e-5
     preference_kind: str = "softmax"
@@ -90,7 +90,7 @@ class FusionConfig:
     history_transform: bool = True
     use_user_embedding: bool = True
     cold_content_only: bool = True
-    item_dropout: float = 0.0
+    item_dropout: float = 0.2
     encoder: str | None = None
     relations: list[str] | None = None
     external_products: bool = True
