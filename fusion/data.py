@@ -12,7 +12,7 @@ import torch
 from kg.graph import KnowledgeGraph
 from kg.schema import HAS_BRAND, IN_CATEGORY, INTERACTED, PRODUCT, PRODUCT_RELATIONS, USER
 
-__all__ = ["Histories", "build_histories", "PathSampler", "build_path_sampler"]
+__all__ = ["Histories", "build_histories", "time_ordered", "csr_indptr", "PathSampler", "build_path_sampler"]
 
 
 @dataclass
@@ -64,20 +64,28 @@ class Histories:
         return self.window(self.indptr[users + 1], users, length)
 
 
-def build_histories(graph: KnowledgeGraph, column_of: np.ndarray) -> Histories:
-    """Sort INTERACTED by (user, timestamp, seq) — missing timestamps keep arrival order — keep catalog items."""
+def time_ordered(graph: KnowledgeGraph, column_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """INTERACTED sorted by (user, timestamp, seq) — missing timestamps keep arrival order — catalog items
+    only: (users int64, item columns int64, rows: the edge-table row of each, for other columns)."""
     e = graph.edges_of(INTERACTED)
-    n_users = graph.num_nodes(USER)
     cols = column_of[e["dst"].to_numpy(np.int64)]
     ts = e["timestamp"].astype("float64").fillna(-np.inf).to_numpy()
     order = np.lexsort((e["seq"].to_numpy(), ts, e["src"].to_numpy()))
-    users = e["src"].to_numpy(np.int64)[order]
-    cols = cols[order]
-    keep = cols >= 0
-    users, cols = users[keep], cols[keep]
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.add.at(indptr, users + 1, 1)
-    return Histories(np.cumsum(indptr), cols.astype(np.int64))
+    order = order[cols[order] >= 0]
+    return e["src"].to_numpy(np.int64)[order], cols[order].astype(np.int64), order
+
+
+def csr_indptr(rows: np.ndarray, n: int) -> np.ndarray:
+    """indptr [n + 1] of sorted row indices `rows` (CSR layout)."""
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(indptr, rows + 1, 1)
+    return np.cumsum(indptr)
+
+
+def build_histories(graph: KnowledgeGraph, column_of: np.ndarray) -> Histories:
+    """Each user's catalog items in time order (see `time_ordered`)."""
+    users, cols, _ = time_ordered(graph, column_of)
+    return Histories(csr_indptr(users, graph.num_nodes(USER)), cols)
 
 
 @dataclass

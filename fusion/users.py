@@ -11,7 +11,7 @@ import torch
 from kg.graph import KnowledgeGraph
 from kg.schema import INTERACTED, USER
 
-from .data import Histories
+from .data import Histories, csr_indptr, time_ordered
 from .results import UnknownIdError
 
 __all__ = ["UserHistory", "compute_user_vectors"]
@@ -38,24 +38,13 @@ class UserHistory:
 
     @classmethod
     def from_graph(cls, graph: KnowledgeGraph, column_of: np.ndarray) -> "UserHistory":
-        e = graph.edges_of(INTERACTED)
-        n_users = graph.num_nodes(USER)
-        cols = column_of[e["dst"].to_numpy(np.int64)]
-        ts = e["timestamp"].astype("float64").fillna(-np.inf).to_numpy()
-        order = np.lexsort((e["seq"].to_numpy(), ts, e["src"].to_numpy()))
-        users = e["src"].to_numpy(np.int64)[order]
-        cols = cols[order]
-        events = e["event"].to_numpy(dtype=object)[order]
-        keep = cols >= 0
-        users, cols, events = users[keep], cols[keep], events[keep]
-        indptr = np.zeros(n_users + 1, dtype=np.int64)
-        np.add.at(indptr, users + 1, 1)
+        users, cols, rows = time_ordered(graph, column_of)
+        events = graph.edges_of(INTERACTED)["event"].to_numpy(dtype=object)[rows]
+        indptr = csr_indptr(users, graph.num_nodes(USER))
         n_items = int(column_of.max(initial=-1)) + 1
         pairs = np.unique(np.stack([cols, users], axis=1), axis=0) if len(cols) else np.zeros((0, 2), np.int64)
-        item_indptr = np.zeros(n_items + 1, dtype=np.int64)
-        np.add.at(item_indptr, pairs[:, 0] + 1, 1)
-        return cls(pd.Index(graph.nodes[USER]["id"].astype(str).to_numpy(dtype=object)), np.cumsum(indptr),
-                   cols.astype(np.int64), events, np.cumsum(item_indptr), pairs[:, 1].astype(np.int64))
+        return cls(pd.Index(graph.nodes[USER]["id"].astype(str).to_numpy(dtype=object)), indptr,
+                   cols, events, csr_indptr(pairs[:, 0], n_items), pairs[:, 1].astype(np.int64))
 
     @property
     def num_users(self) -> int:
