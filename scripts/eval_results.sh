@@ -32,6 +32,7 @@ $PY scripts/evaluate.py --store "$WORK/scientific/store" --split loo --baselines
     --json "$OUT/eval_scientific.json" --plot "$OUT/eval_scientific.png" > "$OUT/eval_scientific.md"
 $PY scripts/evaluate.py --store "$WORK/beauty/store" --split file \
     --test-interactions "$WORK/beauty/test_interactions.csv" --baselines all --model "$WORK/beauty/model" \
+    --tune ease,itemknn,implicit_als,lightfm \
     --json "$OUT/eval_beauty.json" --plot "$OUT/eval_beauty.png" > "$OUT/eval_beauty.md"
 cat "$OUT/eval_scientific.md" "$OUT/eval_beauty.md" > "$OUT/results_tables.md"
 echo "wrote $OUT/results_tables.md" >&2
