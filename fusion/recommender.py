@@ -153,6 +153,7 @@ class FusionRecommender(Recommender):
         rec.model_.load_state_dict(torch.load(d / "model.pt"))
         rec.model_.eval()
         rec.best_epoch_ = meta.get("best_epoch", 0)
+        rec.best_valid_ = meta.get("best_valid_ndcg@10")
         rec._item_ids = ids
         rec._pretrained = True
         rec._hist = build_histories(data.graph, data.column_of)

@@ -54,10 +54,12 @@ def score_users(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
 def evaluate_ndcg(model: FusionModel, text, hist: Histories, seen: sp.csr_matrix, valid: sp.csr_matrix,
                   k: int = 10, max_users: int = 10000, seed: int = 0) -> float:
     """Validation NDCG@k over users with validation items (a fixed sample of at most `max_users`, so that
-    early stopping stays cheap on large catalogs)."""
+    early stopping stays cheap on large catalogs); 0.0 when no user has a validation item."""
     from fusion.evaluation.metrics import ndcg_at_k, top_k
 
     users = np.flatnonzero(np.diff(valid.indptr) > 0)
+    if not len(users):
+        return 0.0
     k = min(k, valid.shape[1])  # tiny catalogs
     if len(users) > max_users:
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))

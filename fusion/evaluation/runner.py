@@ -89,6 +89,10 @@ def evaluate_recommender(model, name: str, graph: KnowledgeGraph, split: Split, 
     return RunResult(name, model.params(), metrics, cold_start, fit_s, time.perf_counter() - t0)
 
 
+def _round(x: float | None, digits: int = 5) -> float | None:
+    return None if x is None else round(float(x), digits)
+
+
 def _test_matrix(split: Split, train, rows=None):
     from fusion.baselines.base import interaction_matrix
 
@@ -168,7 +172,8 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
         if name == "fusion" and model_dir is not None:
             res.fit_seconds += trained_seconds  # training happened in scripts/train.py
         res.params = {"best_epoch": int(getattr(rec, "best_epoch_", 0)),
-                      "best_valid_ndcg@10": None if rec.state_ is None else round(rec.state_.best_ndcg, 5),
+                      "best_valid_ndcg@10": _round(rec.state_.best_ndcg if rec.state_ is not None
+                                                   else getattr(rec, "best_valid_", None)),
                       **({"model_dir": str(model_dir)} if name == "fusion" and model_dir else {})}
         log(f"{name}: NDCG@10 {res.metrics['ndcg@10']:.4f}  Recall@20 {res.metrics['recall@20']:.4f}  "
             f"fit {res.fit_seconds:.1f}s  eval {res.eval_seconds:.1f}s  {res.params}")

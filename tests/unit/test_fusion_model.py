@@ -211,3 +211,21 @@ def test_cold_product_vector_comes_from_content_only(tiny_graph):
         # in eval mode no warm product is ever dropped
         warm = [c for c in range(len(data.items)) if c != col]
         assert m.content_only_entities() is None or not m.content_only_entities()[inputs.item_entity[warm]].any()
+
+
+def test_run_fusion_scores_a_saved_model_and_an_ablation_on_the_same_split(tiny_graph, tmp_path, monkeypatch):
+    import json
+    from fusion.evaluation import make_split, run_fusion
+    _fake_text(monkeypatch)
+    split = make_split(tiny_graph, "loo", seed=0)
+    rec = FusionRecommender(_tiny_cfg(2)).fit(TrainData.from_graph(split.fit_graph(tiny_graph, True), seed=0))
+    rec.save(tmp_path / "m", extra={"split": "loo", "seed": 0, "cold_items": 0.0, "best_valid_ndcg@10": 0.5})
+    res = run_fusion(tiny_graph, split, ["fusion", "fusion_no_kg_loss"], model_dir=str(tmp_path / "m"),
+                     log=lambda m: None)
+    assert [r.name for r in res] == ["fusion", "fusion_no_kg_loss"]
+    assert res[0].params["best_valid_ndcg@10"] == 0.5 and res[0].params["model_dir"] == str(tmp_path / "m")
+    assert all(np.isfinite(r.metrics["ndcg@10"]) for r in res)
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    (tmp_path / "m" / "meta.json").write_text(json.dumps({**meta, "cold_items": 0.05}))
+    with pytest.raises(ValueError, match="cold items 0.05"):
+        run_fusion(tiny_graph, split, ["fusion"], model_dir=str(tmp_path / "m"), log=lambda m: None)
