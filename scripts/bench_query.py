@@ -318,6 +318,7 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {}
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
             "load1_start": load1(),
+            "load_note": "1-minute load average; this benchmark's own single thread counts about 1",
             "settings": {"blas_threads": args.blas_threads, "torch_threads": args.torch_threads,
                          "faiss_query_threads": args.faiss_threads, "faiss_build_threads": args.build_threads,
                          "seed": args.seed}}
@@ -329,6 +330,7 @@ def main(argv: list[str] | None = None) -> dict:
         rec = Recommender.load(args.model)
         meta["load_s"] = round(time.perf_counter() - t, 2)
         meta["model"] = str(args.model)
+        meta["model_version"] = rec.model_version
         product_ids = rec.product_ids  # vector order
         store = Path(json.loads((args.model / "meta.json").read_text())["store"])
         hist = histories(store, product_ids)
