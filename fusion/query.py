@@ -194,6 +194,19 @@ class Recommender:
     def num_users(self) -> int:
         return self._history.num_users
 
+    @property
+    def user_ids(self) -> list[str]:
+        """Every known user id, in store order."""
+        return [str(x) for x in self._history.ids]
+
+    def history(self, user_id: str) -> pd.DataFrame:
+        """A known user's catalog interactions, oldest first: product_id, title, event (UnknownIdError for an
+        unknown user)."""
+        u = self._history.user(check_id(user_id, "user"))
+        cols, c = self._history.items_of(u), self._state.catalog
+        return pd.DataFrame({"product_id": c.ids[cols].astype(str), "title": c.titles[cols],
+                             "event": self._history.events_of(u)})
+
     def user_vectors(self, user_ids: Sequence[str]) -> np.ndarray:
         """float32 [B, d] vectors of known users (UnknownIdError for an unknown one)."""
         ids = check_id_list(user_ids, "user")

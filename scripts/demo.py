@@ -50,30 +50,22 @@ def toy_catalog(out: Path, seed: int = 0) -> None:
                 f.write(f"U{u:04d},P{p:04d}\n")
 
 
-def show_recommendations(store: Path, model: Path, users: int = 3, k: int = 5) -> None:
-    """Top-k for the first few users, beside what they bought last (trained model, train+valid history)."""
+def show_recommendations(model: Path, users: int = 3, k: int = 5) -> None:
+    """Top-k for the first few users through the query API (`fusion.Recommender`), beside what they
+    bought last, with the best explanation of the first recommendation."""
     sys.path.insert(0, str(ROOT))
-    import numpy as np
+    from fusion import Recommender
 
-    from fusion import FusionRecommender
-    from fusion.baselines.base import TrainData
-    from fusion.evaluation import make_split, top_k
-    from kg import EmbeddedStore
-
-    graph = EmbeddedStore(store).load()
-    split = make_split(graph, "loo", seed=0)
-    data = TrainData.from_graph(split.fit_graph(graph, final=True), cache_dir=str(store / "text_cache"))
-    rec = FusionRecommender.load(model, data)
-    titles = graph.nodes["Product"]["title"].to_numpy()[data.items]
-    user_ids = graph.nodes["User"]["id"].to_numpy()
-    chosen = np.arange(min(users, data.num_users))
-    top = top_k(rec.score(chosen), k, data.user_items[chosen])
-    for row, u in zip(top, chosen):
-        seen = data.user_items[u].indices
-        last = rec._hist.items[rec._hist.indptr[u]:rec._hist.indptr[u + 1]][-2:]
-        print(f"\nuser {user_ids[u]} ({len(seen)} items); last bought: " + " | ".join(str(titles[c])[:60] for c in last))
-        for r, c in enumerate(row, 1):
-            print(f"  {r}. {str(titles[c])[:90]}")
+    rec = Recommender.load(model)
+    for user in rec.user_ids[:users]:
+        last = rec.history(user).tail(2)
+        print(f"\nuser {user}; last bought: " + " | ".join(str(t)[:60] for t in last["title"]))
+        top = rec.recommend(user, k=k)
+        for r in top.itertuples():
+            print(f"  {r.rank}. {str(r.title)[:90]}")
+        why = rec.explain(user, top["product_id"].iloc[0], max_paths=1)
+        if why:
+            print(f"     why #1: {why[0].text}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     run("scripts/evaluate.py", "--store", store, "--split", "loo", "--model", model,
         "--baselines", "popularity,itemknn,ease", "--json", ds / "eval.json", "--plot", ds / "eval.png")
     step("5. recommendations for a few users")
-    show_recommendations(store, model)
+    show_recommendations(model)
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s; store {store}, model {model}, "
           f"plots {model / 'curves.png'} and {ds / 'eval.png'}")
     return 0

@@ -90,6 +90,15 @@ def test_recommend_frame_and_exclude_seen(shared_rec):
     assert set(with_seen["product_id"]) & seen
 
 
+def test_user_ids_and_history(shared_rec):
+    assert "a3" in shared_rec.user_ids and "x" in shared_rec.user_ids
+    h = shared_rec.history("x")
+    assert h["product_id"].tolist() == ["A0", "B0"]  # oldest first
+    assert list(h.columns) == ["product_id", "title", "event"]
+    with pytest.raises(UnknownIdError, match="unknown user id 'nobody'"):
+        shared_rec.history("nobody")
+
+
 def test_recommend_k_larger_than_catalog(shared_rec):
     out = shared_rec.recommend("a3", k=100)
     assert len(out) == 21 - 9  # every product but the 9 seen ones
