@@ -41,7 +41,8 @@ from .results import check_model_version, embedding_rows, keep_rows, tidy_top_k,
 from .schema import (INTERACTED, NODE_LABELS, NODE_PROPERTIES, OUTPUT_REL_TYPES, RECOMMENDED, REL_SPECS, REL_TYPES,
                      SIMILAR_TO, check_output_rel_type)
 
-__all__ = ["Neo4jConfig", "Neo4jStore", "Neo4jConnectionError", "WriteCounters", "FORMAT_VERSION"]
+__all__ = ["Neo4jConfig", "Neo4jStore", "Neo4jConnectionError", "WriteCounters", "FORMAT_VERSION",
+           "add_connection_arguments", "config_from_args"]
 
 FORMAT_VERSION = 1
 _SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
@@ -118,6 +119,23 @@ class Neo4jConfig:
             raise ValueError("no Neo4j password: set NEO4J_PASSWORD (the one docker-compose.yml was "
                              "started with) or pass --neo4j-password")
         return cls(**values)
+
+
+def add_connection_arguments(parser, flag_help: str):
+    """The `--neo4j` flag and the `--neo4j-uri/-user/-password/-database` options every script shares
+    (each defaults to its environment variable). Returns the argument group, for script-specific options."""
+    group = parser.add_argument_group("Neo4j (values default to NEO4J_URI, NEO4J_USERNAME/NEO4J_USER, "
+                                      "NEO4J_PASSWORD, NEO4J_DATABASE)")
+    group.add_argument("--neo4j", action="store_true", help=flag_help)
+    for name in ("uri", "user", "password", "database"):
+        group.add_argument(f"--neo4j-{name}")
+    return group
+
+
+def config_from_args(args, **extra: Any) -> Neo4jConfig:
+    """`Neo4jConfig.from_env` with the options of `add_connection_arguments` (and `extra`) winning."""
+    return Neo4jConfig.from_env(uri=args.neo4j_uri, user=args.neo4j_user, password=args.neo4j_password,
+                                database=args.neo4j_database, **extra)
 
 
 @dataclass

@@ -32,13 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--skip-report", type=Path, help="where skipped rows go (default STORE/skipped_rows.csv)")
     ap.add_argument("--json", type=Path, help="write counts and changes as JSON here")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    n = ap.add_argument_group("Neo4j (values default to NEO4J_URI, NEO4J_USERNAME/NEO4J_USER, "
-                              "NEO4J_PASSWORD, NEO4J_DATABASE)")
-    n.add_argument("--neo4j", action="store_true", help="use the Neo4j server as the graph store")
-    n.add_argument("--neo4j-uri")
-    n.add_argument("--neo4j-user")
-    n.add_argument("--neo4j-password")
-    n.add_argument("--neo4j-database")
+    from kg.neo4j_store import add_connection_arguments
+    n = add_connection_arguments(ap, "use the Neo4j server as the graph store")
     n.add_argument("--batch-size", type=int, default=5000, help="rows per UNWIND batch (default 5000)")
     args = ap.parse_args(argv)
     if not (args.products or args.interactions or args.relations):
@@ -52,11 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     local = EmbeddedStore(args.store)
     store = local
     if args.neo4j:
-        from kg import Neo4jConfig, Neo4jStore
-        overrides = {k: v for k, v in {"uri": args.neo4j_uri, "user": args.neo4j_user,
-                                       "password": args.neo4j_password, "database": args.neo4j_database,
-                                       "batch_size": args.batch_size}.items() if v is not None}
-        store = Neo4jStore(Neo4jConfig.from_env(**overrides))
+        from kg import Neo4jStore
+        from kg.neo4j_store import config_from_args
+        store = Neo4jStore(config_from_args(args, batch_size=args.batch_size))
     try:
         graph = store.load()
         result = merge_files(graph, args.products, args.interactions, args.relations,

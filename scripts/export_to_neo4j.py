@@ -55,13 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--dry-run", action="store_true", help="print the statements and row counts; write nothing")
     ap.add_argument("--json", type=Path, help="write the export summary as JSON here")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    n = ap.add_argument_group("Neo4j (values default to NEO4J_URI, NEO4J_USERNAME/NEO4J_USER, "
-                              "NEO4J_PASSWORD, NEO4J_DATABASE)")
-    n.add_argument("--neo4j", action="store_true", help="write to Neo4j too when --csv is given")
-    n.add_argument("--neo4j-uri")
-    n.add_argument("--neo4j-user")
-    n.add_argument("--neo4j-password")
-    n.add_argument("--neo4j-database")
+    from kg.neo4j_store import add_connection_arguments
+    n = add_connection_arguments(ap, "write to Neo4j too when --csv is given")
     n.add_argument("--similarity", choices=("cosine", "euclidean"), default="cosine",
                    help="vector index similarity function (default cosine)")
     args = ap.parse_args(argv)
@@ -92,10 +87,9 @@ def user_ids(rec, model_dir: Path, store: Path | None, limit: int | None) -> lis
 
 
 def open_neo4j(args: argparse.Namespace):
-    from kg import Neo4jConfig, Neo4jStore
-    overrides = {"uri": args.neo4j_uri, "user": args.neo4j_user, "password": args.neo4j_password,
-                 "database": args.neo4j_database, "batch_size": args.batch}
-    return Neo4jStore(Neo4jConfig.from_env(**overrides), show_progress=not args.quiet)
+    from kg import Neo4jStore
+    from kg.neo4j_store import config_from_args
+    return Neo4jStore(config_from_args(args, batch_size=args.batch), show_progress=not args.quiet)
 
 
 def report(summary: ExportSummary, writers: list[ResultWriter]) -> None:
