@@ -41,11 +41,7 @@ __all__ = ["GraphNeighbourhood", "fuse", "product_neighbours"]
 def fuse(model, graph: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
     """Fused product vectors [m, d] from graph vectors [m, d] and frozen text embeddings [m, text_dim]: the
     computation of `FusionModel.item_vectors` for vectors that are not rows of the entity table."""
-    if not model.config.use_text or text is None:
-        return graph
-    t = model.text_head(text)
-    gate = torch.sigmoid(model.gate(torch.cat([graph, t], dim=-1)))
-    return gate * graph + (1 - gate) * t
+    return model.fuse(graph, text)
 
 
 @dataclass(frozen=True)

@@ -83,12 +83,16 @@ class FusionModel(nn.Module):
 
     def item_vectors(self, entities: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
         """Fused product vectors [n_items, d] from entity embeddings and text embeddings [n_items, text_dim]."""
-        g = entities[self.item_entity]
+        return self.fuse(entities[self.item_entity], text)
+
+    def fuse(self, graph: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
+        """Gate graph vectors [m, d] with frozen text embeddings [m, text_dim] -> fused vectors [m, d] (the graph
+        vectors alone without text); also serves products added after training (`fusion.cold_start`)."""
         if not self.config.use_text or text is None:
-            return g
+            return graph
         t = self.text_head(text)
-        gate = torch.sigmoid(self.gate(torch.cat([g, t], dim=-1)))
-        return gate * g + (1 - gate) * t
+        gate = torch.sigmoid(self.gate(torch.cat([graph, t], dim=-1)))
+        return gate * graph + (1 - gate) * t
 
     def history_vectors(self, items: torch.Tensor, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Recency-weighted (`history_order="set"`: plain) mean of history item vectors: history/mask [B, L]

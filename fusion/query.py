@@ -142,8 +142,7 @@ class Recommender:
         for p in model.parameters():
             p.requires_grad_(False)
         # the model's own view of the graph: content-only (cold) products have no free embedding
-        drop = model.content_only_entities() if hasattr(model, "content_only_entities") else None
-        layers = model.gnn.layers(drop) if drop is not None else model.gnn.layers()
+        layers = model.gnn.layers(model.content_only_entities())
         entities = torch.stack(layers).mean(dim=0)
         items = model.item_vectors(entities, fr._text)
         history = UserHistory.from_graph(graph, data.column_of)
