@@ -56,7 +56,7 @@ _RELATED_TEXT = {
 def recency_weights(model, length: int) -> np.ndarray:
     """float [length]: weight of the item k positions before the most recent (k = 0 first), 1 for k = 0."""
     L = model.config.history_len
-    if getattr(model.config, "history_order", "sequence") != "sequence":
+    if model.config.history_order != "sequence":
         return np.ones(length)
     logits = model.position_logits.detach().numpy().astype(np.float64)[-L:][::-1]  # most recent first
     w = np.exp(logits - logits.max())
