@@ -8,7 +8,8 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "FusionConfig", "LossConfig", "TrainConfig", "ABLATIONS", "FusionModel", "FusionRecommender",
+    "FusionConfig", "LossConfig", "TrainConfig", "ItemItemConfig", "ABLATIONS", "FusionModel", "FusionRecommender",
+    "ItemItemHead",
     "info_nce_loss", "bpr_loss", "softmax_preference_loss", "kg_path_loss", "l2_regularization",
     "train_model", "TrainState",
     "ExactIndex", "FaissIndex", "ANNConfig",
@@ -17,6 +18,7 @@ __all__ = [
 
 _WHERE = {
     "FusionConfig": "config", "LossConfig": "config", "TrainConfig": "config", "ABLATIONS": "config",
+    "ItemItemConfig": "config", "ItemItemHead": "item_item",
     "FusionModel": "model", "FusionRecommender": "recommender",
     "info_nce_loss": "losses", "bpr_loss": "losses", "softmax_preference_loss": "losses",
     "kg_path_loss": "losses", "l2_regularization": "losses",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gnn import GNNConfig
 
-__all__ = ["LossConfig", "TrainConfig", "FusionConfig", "ABLATIONS", "HISTORY_ORDERS"]
+__all__ = ["LossConfig", "TrainConfig", "ItemItemConfig", "FusionConfig", "ABLATIONS", "HISTORY_ORDERS"]
 
 HISTORY_ORDERS = ("sequence", "set")
 
@@ -54,6 +54,27 @@ class TrainConfig:
 
 
 @dataclass
+class ItemItemConfig:
+    """The sparse item-item term added to the score (`fusion.item_item`).
+
+    Args:
+        enabled: False = dot products only (the `fusion_no_item_item` ablation).
+        regs, weights: grid searched on validation after training (weight 0, no term, always competes).
+        reg, weight: used when training has no validation split.
+        top_k: positive EASE weights kept per product.
+        max_items: above this many products with interactions the term is skipped (dense inverse).
+    """
+
+    enabled: bool = True
+    regs: list[float] = field(default_factory=lambda: [25.0, 50.0, 100.0, 250.0])
+    weights: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2, 0.4])
+    reg: float = 100.0
+    weight: float = 0.1
+    top_k: int = 500
+    max_items: int = 30000
+
+
+@dataclass
 class FusionConfig:
     """The whole model: graph encoder, text side, fusion and user history.
 
@@ -74,6 +95,7 @@ class FusionConfig:
             related products only, fused with their text.
         item_dropout: while training, the share of products treated the same way in each batch (DropoutNet
             style), so that the model learns to rank products from content (graph neighbours and text) alone.
+        item_item: the sparse item-item term of the score (see `ItemItemConfig`, `fusion.item_item`).
         encoder: text model name or path (None = bundled all-MiniLM-L6-v2).
         relations: relation types the graph encoder propagates over (None = all).
         external_products: keep products outside the catalog (ends of also_bought etc.) in the propagation graph;
@@ -83,6 +105,7 @@ class FusionConfig:
     gnn: GNNConfig = field(default_factory=GNNConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    item_item: ItemItemConfig = field(default_factory=ItemItemConfig)
     use_gnn: bool = True
     use_text: bool = True
     history_len: int = 20
@@ -104,7 +127,7 @@ class FusionConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FusionConfig":
-        sub = {"gnn": GNNConfig, "loss": LossConfig, "train": TrainConfig}
+        sub = {"gnn": GNNConfig, "loss": LossConfig, "train": TrainConfig, "item_item": ItemItemConfig}
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -132,16 +155,19 @@ class FusionConfig:
         attr, sub = ABLATIONS[name]
         if sub is None:
             setattr(c, attr, False)
-        else:
+        elif sub == "loss":
             setattr(c.loss, attr, 0.0)
+        else:
+            setattr(getattr(c, sub), attr, False)
         return c
 
 
-# ablation name -> (field switched off, sub-config or None for a FusionConfig flag)
+# ablation name -> (field switched off, sub-config or None for a FusionConfig flag; a loss weight goes to 0)
 ABLATIONS: dict[str, tuple[str, str | None]] = {
     "fusion_no_text": ("use_text", None),
     "fusion_no_gnn": ("use_gnn", None),
     "fusion_no_kg_loss": ("kg_path", "loss"),
     "fusion_no_text_loss": ("text", "loss"),
     "fusion_no_pref_loss": ("preference", "loss"),
+    "fusion_no_item_item": ("enabled", "item_item"),
 }

@@ -12,7 +12,9 @@ At load the model is bound to the whole store (every interaction, so histories a
 that is known), and everything a query needs is precomputed as numpy: the fused product vectors F [n, d],
 every known user's vector U [num_users, d], and top-k indexes over F (recommend), unit-length F (similar)
 and [F^ | T | F] (search, see `fusion.search`). A recommendation is then one matrix-vector product and a
-partial sort. Those arrays, the catalog and the indexes form an immutable snapshot; `add_products` builds a
+partial sort, joined with the few products the model's sparse item-item term lifts for the user's history
+(`fusion.item_item`: that term is never negative, so the index's top k plus those products hold the exact
+top k of the full score). Those arrays, the catalog and the indexes form an immutable snapshot; `add_products` builds a
 new one (copying the indexes) and swaps it in atomically, so every method may be called from several
 threads at once. An index without `copy()` (such as `fusion.ann.FaissIndex`) is grown in place instead,
 under a write lock that its searches share as readers. The text encoder loads on the first call that needs
@@ -41,6 +43,7 @@ import torch
 from .catalog import Catalog, parse_new_products, parse_new_relations
 from .cold_start import GraphNeighbourhood, fuse, product_neighbours
 from .explain import explain_paths, recency_weights
+from .item_item import ItemItemHead
 from .results import Explanation, UnknownIdError, batch_frame, check_id, check_id_list, check_k, result_frame
 from .search import SearchBlend, calibrate, search_matrix, search_query
 from .snapshot import ReadWriteLock, Snapshot, clone_index, frozen, index_factory, torch_threads, unit
@@ -98,7 +101,8 @@ class Recommender:
     def __init__(self, *, model, snapshot: Snapshot, history: UserHistory, user_vectors: np.ndarray,
                  neighbourhood: GraphNeighbourhood, item_entity: np.ndarray, scales, model_version: str,
                  text_encoder=None, search_blend: SearchBlend | None = None, on_unknown: str = "popular",
-                 index_factory: Callable[[np.ndarray], TopKIndex] = ExactIndex) -> None:
+                 index_factory: Callable[[np.ndarray], TopKIndex] = ExactIndex,
+                 item_item: ItemItemHead | None = None) -> None:
         if on_unknown not in _ON_UNKNOWN:
             raise ValueError(f"on_unknown must be one of {_ON_UNKNOWN}, got {on_unknown!r}")
         self.model = model
@@ -113,6 +117,7 @@ class Recommender:
         self.search_blend = search_blend or SearchBlend()
         self.on_unknown = on_unknown
         self._factory = index_factory
+        self._item_item = item_item
         self._recency = recency_weights(model, max(1, history.max_length))
         self._write_lock = threading.RLock()     # one add_products at a time
         self._index_lock = ReadWriteLock()      # indexes grown in place (`Snapshot.shared`)
@@ -171,7 +176,7 @@ class Recommender:
                    neighbourhood=GraphNeighbourhood.from_encoder(model.gnn, layers),
                    item_entity=model.item_entity.numpy(), scales=scales, model_version=version,
                    text_encoder=text_encoder, search_blend=search_blend, on_unknown=on_unknown,
-                   index_factory=factory)
+                   index_factory=factory, item_item=fr.item_item_)
 
     # --- properties ----------------------------------------------------------------------------------
     @property
@@ -186,8 +191,14 @@ class Recommender:
 
     @property
     def product_vectors(self) -> np.ndarray:
-        """float32 [n_products, d] fused product vectors (read-only): scores are dot products with them."""
+        """float32 [n_products, d] fused product vectors (read-only): a user's score is the dot product with
+        them plus the item-item term of their history (`item_item`)."""
         return self._state.vectors
+
+    @property
+    def item_item(self) -> ItemItemHead | None:
+        """The model's sparse item-item term (None: a model without one)."""
+        return self._item_item
 
     @property
     def num_users(self) -> int:
@@ -229,8 +240,8 @@ class Recommender:
         if u < 0:
             self._unknown([uid], on_unknown)
             return self._frame(st, *self._popular(st, k, allowed, None), "popular")
-        exclude = [self._history.seen(u)] if exclude_seen else None
-        scores, cols = self._top(st, st.rec_index, self._users[u:u + 1], k, exclude, allowed)
+        seen = self._history.seen(u)
+        scores, cols = self._rank(st, self._users[u:u + 1], [seen], k, [seen] if exclude_seen else None, allowed)
         return self._frame(st, scores[0], cols[0], "model")
 
     def recommend_batch(self, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = True, brands=None,
@@ -250,8 +261,9 @@ class Recommender:
         known = np.flatnonzero(~unknown)
         for s in range(0, len(known), _BATCH):
             rows = known[s:s + _BATCH]
-            exclude = [self._history.seen(u) for u in us[rows]] if exclude_seen else None
-            scores[rows], cols[rows] = self._top(st, st.rec_index, self._users[us[rows]], k, exclude, allowed)
+            seen = [self._history.seen(u) for u in us[rows]]
+            scores[rows], cols[rows] = self._rank(st, self._users[us[rows]], seen, k, seen if exclude_seen else None,
+                                                  allowed)
         if unknown.any():
             ps, pc = self._popular(st, k, allowed, None)
             scores[unknown], cols[unknown] = ps, pc
@@ -278,7 +290,7 @@ class Recommender:
         if query is not None:
             scores, out = self._search_top(st, query, user, k, exclude, allowed)
         else:
-            scores, out = self._top(st, st.rec_index, user[None], k, exclude, allowed)
+            scores, out = self._rank(st, user[None], [np.unique(cols)], k, exclude, allowed)
         return self._frame(st, scores[0], out[0], "model")
 
     # --- search and similar products -----------------------------------------------------------------
@@ -476,6 +488,35 @@ class Recommender:
             scores, cols = np.where(late, -np.inf, scores), np.where(late, -1, cols)
             order = np.argsort(cols < 0, axis=1, kind="stable")[:, :k]
             scores, cols = np.take_along_axis(scores, order, 1), np.take_along_axis(cols, order, 1)
+        return scores, cols
+
+    def _rank(self, st: Snapshot, users: np.ndarray, seen: list[np.ndarray], k: int, exclude, allowed):
+        """Top k of the full score U . F + item-item term of each user's products `seen` [B] (columns).
+
+        The index gives the top k by dot product; the term only lifts (>= 0) the products it names, so the
+        exact top k lies among those two sets, which are rescored exactly."""
+        scores, cols = self._top(st, st.rec_index, users, k, exclude, allowed)
+        head = self._item_item
+        if head is None:
+            return scores, cols
+        for r, have in enumerate(seen):
+            lifted, bonus = head.bonus(have)
+            keep = np.ones(len(lifted), dtype=bool)
+            if allowed is not None:
+                keep &= allowed[lifted]
+            if exclude is not None:
+                keep &= ~np.isin(lifted, exclude[r])
+            if not keep.any():
+                continue
+            found = cols[r][cols[r] >= 0]
+            cand = np.union1d(found, lifted[keep])
+            extra = np.zeros(len(cand), dtype=np.float32)
+            extra[np.searchsorted(cand, lifted[keep])] = bonus[keep]
+            full = st.vectors[cand] @ users[r] + extra
+            order = np.lexsort((cand, -full))[:k]  # ties: lower column first, like the exact index
+            n = len(order)
+            scores[r, :n], cols[r, :n] = full[order], cand[order]
+            scores[r, n:], cols[r, n:] = -np.inf, -1
         return scores, cols
 
     def _popular(self, st: Snapshot, k: int, allowed, exclude) -> tuple[np.ndarray, np.ndarray]:

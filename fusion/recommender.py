@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +16,9 @@ from fusion.baselines.base import Recommender, TrainData
 from .config import FusionConfig
 from .data import Histories, build_histories, build_path_sampler
 from .features import build_inputs, text_embeddings
+from .item_item import HEAD_FILE, ItemItemHead, choose_item_item, item_item_weights, score_scale
 from .model import FusionModel
-from .trainer import TrainState, score_users, train_model
+from .trainer import TrainState, score_users, train_model, validation_users
 
 __all__ = ["FusionRecommender"]
 
@@ -32,6 +35,9 @@ class FusionRecommender(Recommender):
             baseline follows), or only re-binds the tuned model to the final graph (`refit=False`). Without it,
             `fit` trains on what it is given (early stopping if that has `valid`).
         out_dir: checkpoint directory (resumable) or None.
+
+    After training, the item-item term (`fusion.item_item`) is chosen on validation (reg, weight; weight 0
+    = none) with the tuned network and fitted on the final training rows (`item_item_`).
     """
 
     def __init__(self, config: FusionConfig | None = None, name: str = "fusion", tuning: TrainData | None = None,
@@ -49,6 +55,13 @@ class FusionRecommender(Recommender):
         self._hist: Histories | None = None
         self._item_ids: list[str] = []
         self._pretrained = False
+        self._user_items: sp.csr_matrix | None = None
+        self.item_item_: ItemItemHead | None = None
+        self.item_item_choice_: tuple[float, float] | None = None
+        self.item_item_tuning_: list[dict] = []
+        self.item_item_valid_: float | None = None
+        self.item_item_seconds_ = 0.0
+        self.network_seconds_ = 0.0
 
     def params(self) -> dict:
         return self.config.to_dict()
@@ -76,10 +89,10 @@ class FusionRecommender(Recommender):
             raise ValueError("the graph to bind has a different number of entities than the trained model")
         self.model_.gnn.index = inputs.index
         self._hist = build_histories(data.graph, data.column_of)
+        self._user_items = data.user_items
         return self
 
     def fit(self, train: TrainData) -> "FusionRecommender":
-        import time
         t0 = time.perf_counter()
         try:
             return self._fit(train)
@@ -90,19 +103,76 @@ class FusionRecommender(Recommender):
         if self._pretrained:  # loaded weights: only re-bind to this graph and these histories
             return self.bind(train)
         if self._tuning is None:
-            return self._train_on(train, train.valid, "")
+            self._train_on(train, train.valid, "")
+            self.network_seconds_ = self.state_.seconds
+            self._choose_item_item(train)
+            self._fit_item_item(train)
+            return self
         # 1) find the epoch count with early stopping on validation; 2) retrain from scratch on `train`
         #    (training + validation rows, what the baselines are refitted on) for that many epochs.
         self._train_on(self._tuning, self._tuning.valid, "tune")
         tuned = self.state_
+        self.network_seconds_ = tuned.seconds  # checkpointed: counts the time before a resume too
+        self._choose_item_item(self._tuning)
         if not self.refit:
-            return self.bind(train)
+            self.bind(train)
+            self._fit_item_item(train)
+            return self
         best = max(1, tuned.best_epoch)
         self.config.train.epochs = best
         self._train_on(train, None, "final")
+        self.network_seconds_ += self.state_.seconds
         self.state_.best_ndcg, self.state_.best_epoch = tuned.best_ndcg, best
         self.tuning_history_ = tuned.history
+        self._fit_item_item(train)
         return self
+
+    def _choose_item_item(self, data: TrainData) -> None:
+        """(reg, weight) of the item-item term by validation NDCG@10 of the trained network plus the term."""
+        ic = self.config.item_item
+        self.item_item_choice_, self.item_item_tuning_ = None, []
+        if not ic.enabled:
+            return
+        if data.valid is None:
+            self.item_item_choice_ = (ic.reg, ic.weight)
+            return
+        users = validation_users(data.valid, seed=self.config.train.seed)
+        if not len(users):
+            self.item_item_choice_ = (ic.reg, ic.weight)
+            return
+        t0 = time.perf_counter()
+        scores = score_users(self.model_, self._text, self._hist, users)
+        try:
+            reg, weight, rows = choose_item_item(scores, data.user_items, users, data.valid, ic.regs, ic.weights,
+                                                 ic.top_k, ic.max_items, log=self._log)
+        except ValueError as e:  # too many products for the dense inverse: the network alone
+            self._log(f"item-item term skipped: {e}")
+            return
+        self.item_item_seconds_ += time.perf_counter() - t0
+        self.item_item_choice_, self.item_item_tuning_ = (reg, weight), rows
+        self.item_item_valid_ = max(r["valid_ndcg@10"] for r in rows)
+        self._log(f"item-item term: reg={reg:g} weight={weight:g}, valid NDCG@10 {self.item_item_valid_:.4f} "
+                  f"(network alone {rows[0]['valid_ndcg@10']:.4f})")
+
+    def _fit_item_item(self, data: TrainData) -> None:
+        """Fit W on `data`'s interactions with the chosen reg; gamma from the network's score spread."""
+        self.item_item_ = None
+        if self.item_item_choice_ is None or self.item_item_choice_[1] == 0:
+            return
+        t0 = time.perf_counter()
+        ic = self.config.item_item
+        reg, weight = self.item_item_choice_
+        w = item_item_weights(data.user_items, reg, ic.top_k, ic.max_items)
+        users = np.flatnonzero(np.diff(data.user_items.indptr) > 0)
+        if len(users) > 2000:
+            users = np.sort(np.random.default_rng(self.config.train.seed).choice(users, 2000, replace=False))
+        scale = score_scale(score_users(self.model_, self._text, self._hist, users),
+                            (data.user_items[users] @ w).toarray())
+        self.item_item_ = ItemItemHead(w, weight * scale, reg, weight)
+        self.item_item_seconds_ += time.perf_counter() - t0
+
+    def _log(self, msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
 
     def _train_on(self, data: TrainData, valid, stage: str) -> "FusionRecommender":
         self._item_ids = data.graph.nodes["Product"]["id"].to_numpy()[data.items].tolist()
@@ -114,6 +184,7 @@ class FusionRecommender(Recommender):
                                   out_dir=out, show_progress=self._show)
         self.best_epoch_ = self.state_.best_epoch
         self._hist = hist
+        self._user_items = data.user_items
         return self
 
     def save(self, directory: str | Path, extra: dict | None = None) -> Path:
@@ -128,9 +199,18 @@ class FusionRecommender(Recommender):
         if self._text is not None:
             torch.save(self._text, d / "text.pt")
         (d / "items.json").write_text(json.dumps(self._item_ids))
+        if self.item_item_ is not None:
+            self.item_item_.save(d)
+        elif (d / HEAD_FILE).exists():
+            (d / HEAD_FILE).unlink()  # a stale term from an earlier run in the same directory
+        head = self.item_item_
         meta = {"name": self.name, "best_epoch": self.best_epoch_,
                 "best_valid_ndcg@10": None if self.state_ is None else self.state_.best_ndcg,
-                "train_seconds": round(getattr(self, "fit_seconds_", 0.0), 1), **(extra or {})}
+                "item_item": None if head is None else {"reg": head.reg, "weight": head.weight, "gamma": head.gamma,
+                                                        "valid_ndcg@10": self.item_item_valid_},
+                "train_seconds": round(getattr(self, "fit_seconds_", 0.0), 1),
+                "network_seconds": round(self.network_seconds_, 1), "item_item_seconds": round(self.item_item_seconds_, 1),
+                **(extra or {})}
         (d / "meta.json").write_text(json.dumps(meta, indent=2))
         return d
 
@@ -157,9 +237,19 @@ class FusionRecommender(Recommender):
         rec._item_ids = ids
         rec._pretrained = True
         rec._hist = build_histories(data.graph, data.column_of)
+        rec._user_items = data.user_items
+        if rec.config.item_item.enabled:
+            rec.item_item_ = ItemItemHead.load(d)
+            rec.item_item_valid_ = (meta.get("item_item") or {}).get("valid_ndcg@10")
+        if rec.item_item_ is not None and rec.item_item_.num_items != len(ids):
+            raise ValueError(f"{d / HEAD_FILE} covers {rec.item_item_.num_items} products, the model {len(ids)}")
         return rec
 
     def score(self, user_idx: np.ndarray) -> np.ndarray:
         if self.model_ is None or self._hist is None:
             raise RuntimeError("call fit() first")
-        return score_users(self.model_, self._text, self._hist, np.asarray(user_idx, dtype=np.int64))
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        scores = score_users(self.model_, self._text, self._hist, user_idx)
+        if self.item_item_ is not None:
+            scores += self.item_item_.scores(self._user_items[user_idx])
+        return scores

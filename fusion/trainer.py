@@ -20,7 +20,7 @@ from .data import Histories, PathSampler
 from .losses import bpr_loss, info_nce_loss, kg_path_loss, l2_regularization, softmax_preference_loss
 from .model import FusionModel
 
-__all__ = ["TrainState", "train_model", "evaluate_ndcg", "score_users", "plot_curves"]
+__all__ = ["TrainState", "train_model", "evaluate_ndcg", "validation_users", "score_users", "plot_curves"]
 
 
 @dataclass
@@ -51,18 +51,24 @@ def score_users(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
     return np.concatenate(out) if out else np.zeros((0, items.shape[0]), np.float32)
 
 
+def validation_users(valid: sp.csr_matrix, max_users: int = 10000, seed: int = 0) -> np.ndarray:
+    """Users with validation items: all of them, or a fixed sample of `max_users` (sorted)."""
+    users = np.flatnonzero(np.diff(valid.indptr) > 0)
+    if len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    return users
+
+
 def evaluate_ndcg(model: FusionModel, text, hist: Histories, seen: sp.csr_matrix, valid: sp.csr_matrix,
                   k: int = 10, max_users: int = 10000, seed: int = 0) -> float:
     """Validation NDCG@k over users with validation items (a fixed sample of at most `max_users`, so that
     early stopping stays cheap on large catalogs); 0.0 when no user has a validation item."""
     from fusion.evaluation.metrics import ndcg_at_k, top_k
 
-    users = np.flatnonzero(np.diff(valid.indptr) > 0)
+    users = validation_users(valid, max_users, seed)
     if not len(users):
         return 0.0
     k = min(k, valid.shape[1])  # tiny catalogs
-    if len(users) > max_users:
-        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
     tops = []
     for s in range(0, len(users), 4096):
         u = users[s:s + 4096]

@@ -6,6 +6,7 @@ rank every recommendable product for each test user, excluding the items that fi
 """
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -163,17 +164,30 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
         base = FusionConfig.load(model_dir)
         trained_seconds = float(meta.get("train_seconds") or 0.0)
     results = []
+    full = None  # the `fusion` model of this run: `fusion_no_item_item` is it without the term
     for name in names:
+        fit_extra = 0.0
         if name == "fusion" and model_dir is not None:
             rec = FusionRecommender.load(model_dir, tuning)
+            fit_extra = trained_seconds  # training happened in scripts/train.py
+        elif name == "fusion_no_item_item" and (full is not None or model_dir is not None):
+            # the term is added after training: the same network, scored without it (no retraining)
+            rec = copy.copy(full) if full is not None else FusionRecommender.load(model_dir, tuning)
+            rec.config = rec.config.ablation(name)
+            rec.item_item_, rec.item_item_valid_, rec._pretrained = None, None, True
+            fit_extra = getattr(full, "fit_seconds_", 0.0) if full is not None else trained_seconds
         else:
             rec = FusionRecommender(base.ablation(name), name=name, tuning=tuning)
         res = evaluate_recommender(rec, name, graph, split, seed, cache_dir, ks, train=final)
-        if name == "fusion" and model_dir is not None:
-            res.fit_seconds += trained_seconds  # training happened in scripts/train.py
+        res.fit_seconds += fit_extra
+        if name == "fusion":
+            full = rec
+        head = rec.item_item_
         res.params = {"best_epoch": int(getattr(rec, "best_epoch_", 0)),
                       "best_valid_ndcg@10": _round(rec.state_.best_ndcg if rec.state_ is not None
                                                    else getattr(rec, "best_valid_", None)),
+                      "item_item": None if head is None else {"reg": head.reg, "weight": head.weight,
+                                                              "valid_ndcg@10": _round(rec.item_item_valid_)},
                       **({"model_dir": str(model_dir)} if name == "fusion" and model_dir else {})}
         log(f"{name}: NDCG@10 {res.metrics['ndcg@10']:.4f}  Recall@20 {res.metrics['recall@20']:.4f}  "
             f"fit {res.fit_seconds:.1f}s  eval {res.eval_seconds:.1f}s  {res.params}")

@@ -98,7 +98,7 @@ def test_path_sampler_returns_real_path_ends(tiny_graph):
 
 
 @pytest.mark.parametrize("variant", ["fusion", "fusion_no_text", "fusion_no_gnn", "fusion_no_kg_loss",
-                                     "fusion_no_text_loss", "fusion_no_pref_loss"])
+                                     "fusion_no_text_loss", "fusion_no_pref_loss", "fusion_no_item_item"])
 def test_every_variant_trains_and_scores(tiny_graph, variant, monkeypatch):
     import fusion.recommender as rec_mod
     # a fake 16-d text embedding keeps this test independent of the real encoder
@@ -110,6 +110,8 @@ def test_every_variant_trains_and_scores(tiny_graph, variant, monkeypatch):
     s = rec.score(np.arange(3))
     assert s.shape == (3, 4) and np.isfinite(s).all()
     assert rec.state_.epoch == 2 and len(rec.state_.history) == 2
+    # without validation the term uses the configured reg/weight; the ablation has none
+    assert (rec.item_item_ is None) == (variant == "fusion_no_item_item")
 
 
 def test_config_round_trip_and_ablations(tmp_path):
@@ -119,6 +121,7 @@ def test_config_round_trip_and_ablations(tmp_path):
     assert FusionConfig.load(tmp_path) == cfg
     assert not cfg.ablation("fusion_no_text").use_text
     assert cfg.ablation("fusion_no_kg_loss").loss.kg_path == 0.0
+    assert not cfg.ablation("fusion_no_item_item").item_item.enabled and cfg.item_item.enabled
     with pytest.raises(ValueError, match="unknown ablation 'nope'"):
         cfg.ablation("nope")
     with pytest.raises(ValueError, match="unknown FusionConfig field"):
@@ -220,9 +223,13 @@ def test_run_fusion_scores_a_saved_model_and_an_ablation_on_the_same_split(tiny_
     split = make_split(tiny_graph, "loo", seed=0)
     rec = FusionRecommender(_tiny_cfg(2)).fit(TrainData.from_graph(split.fit_graph(tiny_graph, True), seed=0))
     rec.save(tmp_path / "m", extra={"split": "loo", "seed": 0, "cold_items": 0.0, "best_valid_ndcg@10": 0.5})
-    res = run_fusion(tiny_graph, split, ["fusion", "fusion_no_kg_loss"], model_dir=str(tmp_path / "m"),
-                     log=lambda m: None)
-    assert [r.name for r in res] == ["fusion", "fusion_no_kg_loss"]
+    assert rec.item_item_ is not None and (tmp_path / "m" / "item_item.npz").exists()
+    res = run_fusion(tiny_graph, split, ["fusion", "fusion_no_kg_loss", "fusion_no_item_item"],
+                     model_dir=str(tmp_path / "m"), log=lambda m: None)
+    assert [r.name for r in res] == ["fusion", "fusion_no_kg_loss", "fusion_no_item_item"]
+    # the last is the saved network without the term: no retraining, no term in its params
+    assert res[0].params["item_item"]["reg"] == rec.item_item_.reg and res[2].params["item_item"] is None
+    assert res[2].params["best_epoch"] == res[0].params["best_epoch"]
     assert res[0].params["best_valid_ndcg@10"] == 0.5 and res[0].params["model_dir"] == str(tmp_path / "m")
     assert all(np.isfinite(r.metrics["ndcg@10"]) for r in res)
     meta = json.loads((tmp_path / "m" / "meta.json").read_text())

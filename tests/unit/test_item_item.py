@@ -1,0 +1,95 @@
+"""fusion.item_item: the EASE closed form, pruning, the head's scores and the validation choice."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fusion.item_item import (ItemItemHead, choose_item_item, ease_weights, item_item_weights, prune_columns,
+                              score_scale)
+
+
+def _x(seed=0, users=40, items=12, density=0.3):
+    rng = np.random.default_rng(seed)
+    x = (rng.random((users, items)) < density).astype(np.float32)
+    x[:, -1] = 0  # one product nobody has
+    return sp.csr_matrix(x)
+
+
+def test_ease_weights_solve_the_constrained_least_squares():
+    x = _x()
+    active, b = ease_weights(x, reg=5.0)
+    assert list(active) == list(range(11))
+    xa = x[:, active].toarray().astype(np.float64)
+    p = np.linalg.inv(xa.T @ xa + 5.0 * np.eye(len(active)))
+    expected = -p / np.diag(p)[None, :]
+    np.fill_diagonal(expected, 0)
+    np.testing.assert_allclose(b, expected, rtol=1e-3, atol=1e-5)
+    with pytest.raises(ValueError, match="reg must be > 0"):
+        ease_weights(x, 0)
+
+
+def test_prune_keeps_the_top_positive_weights_per_column():
+    b = np.array([[0.0, 0.5, -1.0], [0.2, 0.0, 0.3], [0.9, -0.1, 0.0]], dtype=np.float32)
+    w = prune_columns(b, 1).toarray()
+    np.testing.assert_allclose(w, [[0, 0.5, 0], [0, 0, 0.3], [0.9, 0, 0]], rtol=1e-6)
+    assert (prune_columns(b, 5).toarray() == np.maximum(b, 0)).all()
+    with pytest.raises(ValueError, match="top_k must be >= 1"):
+        prune_columns(b, 0)
+
+
+def test_item_item_weights_cover_every_column_and_refuse_huge_catalogs():
+    x = _x()
+    w = item_item_weights(x, 5.0, top_k=3, max_items=100)
+    assert w.shape == (12, 12) and (w.data > 0).all()
+    assert w[11].nnz == 0 and w[:, 11].nnz == 0  # no interactions, no weights
+    assert (np.diff(w.tocsc().indptr) <= 3).all()
+    assert w.diagonal().sum() == 0
+    with pytest.raises(ValueError, match="11 products have interactions, more than item_item.max_items=10"):
+        item_item_weights(x, 5.0, top_k=3, max_items=10)
+
+
+def test_head_scores_bonus_contributions_and_round_trip(tmp_path):
+    x = _x()
+    w = item_item_weights(x, 5.0, top_k=4, max_items=100)
+    head = ItemItemHead(w, gamma=2.0, reg=5.0, weight=0.1)
+    s = head.scores(x[:3])
+    np.testing.assert_allclose(s, 2.0 * (x[:3] @ w).toarray(), rtol=1e-6)
+    have = x[1].indices
+    cols, vals = head.bonus(np.append(have, 50))  # a column beyond the head (added later) is ignored
+    dense = np.zeros(12, np.float32)
+    dense[cols] = vals
+    np.testing.assert_allclose(dense, s[1], rtol=1e-5)
+    assert (vals > 0).all()
+    target = int(np.argmax(s[1]))
+    np.testing.assert_allclose(head.contributions(have, target).sum(), s[1, target], rtol=1e-5)
+    assert head.bonus(np.zeros(0, np.int64))[0].size == 0
+    head.save(tmp_path)
+    back = ItemItemHead.load(tmp_path)
+    assert (back.weights != w).nnz == 0 and (back.gamma, back.reg, back.weight) == (2.0, 5.0, 0.1)
+    assert ItemItemHead.load(tmp_path / "none") is None
+
+
+def test_score_scale():
+    a = np.array([[0.0, 2.0], [4.0, 6.0]])
+    assert score_scale(a, a / 2) == pytest.approx(2.0)
+    assert score_scale(a, np.zeros_like(a)) == 0.0
+
+
+def test_choose_picks_the_term_when_it_helps_and_none_when_it_cannot():
+    # users 0..29 have products {0, 1}; half of them also have 2, which is what validation holds for the rest
+    n_users, n_items = 40, 6
+    x = np.zeros((n_users, n_items), np.float32)
+    x[:30, :2] = 1
+    x[:15, 2] = 1
+    x[30:, 3:5] = 1
+    valid = np.zeros_like(x)
+    valid[15:30, 2] = 1
+    x, valid = sp.csr_matrix(x), sp.csr_matrix(valid)
+    users = np.arange(15, 30)
+    flat = np.tile(np.array([0, 0, 0, 0.1, 0.2, 0.3], np.float32), (len(users), 1))  # ranks 2 last
+    reg, weight, rows = choose_item_item(flat, x, users, valid, [1.0, 10.0], [0.5, 2.0], top_k=5, max_items=100)
+    assert weight > 0 and rows[0]["weight"] == 0 and len(rows) == 5
+    assert max(r["valid_ndcg@10"] for r in rows) == 1.0 and rows[0]["valid_ndcg@10"] < 1.0
+    perfect = np.tile(np.array([0, 0, 9, 0, 0, 0], np.float32), (len(users), 1))
+    assert choose_item_item(perfect, x, users, valid, [1.0], [0.5], 5, 100)[1] == 0.0
