@@ -66,7 +66,7 @@ class ItemItemConfig:
     """
 
     enabled: bool = True
-    regs: list[float] = field(default_factory=lambda: [25.0, 50.0, 100.0, 250.0])
+    regs: list[float] = field(default_factory=lambda: [10.0, 25.0, 50.0, 100.0, 250.0])
     weights: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2, 0.4])
     reg: float = 100.0
     weight: float = 0.1

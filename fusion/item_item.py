@@ -110,15 +110,24 @@ class ItemItemHead:
         """float32 [B, n_items] = gamma * X W for binary user rows X [B, n_items]."""
         return (self.gamma * (user_items @ self.weights).toarray()).astype(np.float32)
 
+    def lift(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
+        """CSR [B, n_items]: gamma * x W for each user's distinct product columns (columns beyond the head,
+        products added after training, are ignored); its stored entries are the products the term lifts."""
+        kept = [np.asarray(c, dtype=np.int64) for c in histories]
+        kept = [c[c < self.num_items] for c in kept]
+        indptr = np.concatenate([[0], np.cumsum([len(c) for c in kept])])
+        indices = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+        x = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(kept), self.num_items))
+        out = (x @ self.weights).tocsr()
+        out.data *= np.float32(self.gamma)
+        out.eliminate_zeros()
+        return out
+
     def bonus(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For one user with product columns `cols` (distinct; columns beyond the head are ignored): the
-        products the term lifts and by how much (> 0), as (columns int64, values float32)."""
-        cols = np.asarray(cols, dtype=np.int64)
-        cols = cols[cols < self.num_items]
-        if not len(cols) or self.gamma == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        row = sp.csr_matrix(self.weights[cols].sum(axis=0))
-        return row.indices.astype(np.int64), (self.gamma * row.data).astype(np.float32)
+        """For one user with product columns `cols` (distinct): the products the term lifts and by how much
+        (> 0), as (columns int64, values float32)."""
+        row = self.lift([cols])
+        return row.indices.astype(np.int64), row.data.astype(np.float32)
 
     def contributions(self, cols: np.ndarray, target: int) -> np.ndarray:
         """float32 [len(cols)]: gamma * W[j, target] for each history column j (0 outside the head)."""

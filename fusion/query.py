@@ -499,8 +499,10 @@ class Recommender:
         head = self._item_item
         if head is None:
             return scores, cols
-        for r, have in enumerate(seen):
-            lifted, bonus = head.bonus(have)
+        lift = head.lift(seen)
+        for r in range(len(seen)):
+            a, b = lift.indptr[r], lift.indptr[r + 1]
+            lifted, bonus = lift.indices[a:b].astype(np.int64), lift.data[a:b]
             keep = np.ones(len(lifted), dtype=bool)
             if allowed is not None:
                 keep &= allowed[lifted]

@@ -208,7 +208,9 @@ class FusionRecommender(Recommender):
                 "best_valid_ndcg@10": None if self.state_ is None else self.state_.best_ndcg,
                 "item_item": None if head is None else {"reg": head.reg, "weight": head.weight, "gamma": head.gamma,
                                                         "valid_ndcg@10": self.item_item_valid_},
-                "train_seconds": round(getattr(self, "fit_seconds_", 0.0), 1),
+                # a resumed run's own wall time misses the epochs before the kill: count those too
+                "train_seconds": round(max(getattr(self, "fit_seconds_", 0.0),
+                                           self.network_seconds_ + self.item_item_seconds_), 1),
                 "network_seconds": round(self.network_seconds_, 1), "item_item_seconds": round(self.item_item_seconds_, 1),
                 **(extra or {})}
         (d / "meta.json").write_text(json.dumps(meta, indent=2))
