@@ -7,6 +7,8 @@
     u = e_u + W_h sum_k a_k F[h_k]                 user (graph + recency-weighted history), a = softmax(w_pos)
                                                    (history_order "set": a uniform over the other items)
     score(u, i) = <u, F_i>                         so ranking all products is one matrix product
+                                                   (plus the sparse item-item term fitted after training,
+                                                   `fusion.item_item`, added by FusionRecommender.score)
 
 Queries (search) map through their own head into the same space: q = normalize(W_q x_query).
 """
