@@ -7,9 +7,10 @@ from pathlib import Path
 
 from gnn import GNNConfig
 
-__all__ = ["LossConfig", "TrainConfig", "ItemItemConfig", "FusionConfig", "ABLATIONS", "HISTORY_ORDERS"]
+__all__ = ["LossConfig", "TrainConfig", "ItemItemConfig", "FusionConfig", "ABLATIONS", "HISTORY_ORDERS", "SAMPLERS"]
 
 HISTORY_ORDERS = ("sequence", "set")
+SAMPLERS = ("full", "neighbor")
 
 
 @dataclass
@@ -41,7 +42,17 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation: epochs, batch, learning rate, early stopping on validation NDCG@10, seed."""
+    """Optimisation: epochs, batch, learning rate, early stopping on validation NDCG@10, seed.
+
+    Args:
+        sampler: how a training batch gets its graph embeddings. "full" = propagate over the whole entity graph
+            every batch. "neighbor" = only the entities the batch touches (its users and the products its losses
+            read), each from a neighbour-sampled subgraph around it (`gnn.sampling`; needs torch-sparse or
+            pyg-lib). Same weights either way; evaluation and scoring always propagate full-batch. Pair it with
+            `loss.num_negatives > 0` or BPR: a softmax over every product touches every product.
+        num_neighbors: neighbours sampled per entity at each hop with sampler "neighbor": one entry per GNN
+            layer, or a single entry for every layer; -1 = all of them.
+    """
 
     epochs: int = 40
     batch_size: int = 2048
@@ -51,6 +62,21 @@ class TrainConfig:
     eval_every: int = 1
     seed: int = 0
     max_minutes: float = 14.0
+    sampler: str = "full"
+    num_neighbors: list[int] = field(default_factory=lambda: [10])
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """ValueError on a sampler setting that cannot work (also called by the trainer, after `--set`)."""
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"train.sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        nn_ = self.num_neighbors
+        if (not isinstance(nn_, (list, tuple)) or not nn_
+                or not all(isinstance(k, int) and not isinstance(k, bool) and (k == -1 or k > 0) for k in nn_)):
+            raise ValueError("train.num_neighbors must be a non-empty list of neighbour counts per layer "
+                             f"(positive integers, or -1 for all neighbours), got {nn_!r}")
 
 
 @dataclass

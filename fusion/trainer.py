@@ -93,6 +93,38 @@ def _save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _neighbor_sampler(model: FusionModel):
+    """The neighbour-sampled view of `model.gnn` for `train.sampler == "neighbor"`; a clear error (what to
+    install) where torch_geometric has no sampler backend: never a silent fall-back to full batch."""
+    from gnn import sampling
+
+    reason = sampling.sampling_available()
+    if reason is not None:
+        raise RuntimeError(f"train.sampler='neighbor' needs neighbour sampling, which is not available here: "
+                           f"{reason}. Or train with train.sampler='full'.")
+    sampler = sampling.NeighborSampledEncoder(model.gnn, model.config.train.num_neighbors)
+    sampler.hops()  # num_neighbors vs the number of layers: fail before the first epoch
+    return sampler
+
+
+def _sampled_batch(model: FusionModel, sampler, text: torch.Tensor | None, users: torch.Tensor,
+                   cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Graph embeddings of one batch from neighbour-sampled subgraphs: the batch's users and the product
+    columns `cols` its losses read are the seeds. Returns `entities` (rows of the batch's users filled, and
+    only as many rows as the largest user entity needs) and `items` [n_items, d] (rows `cols` filled, others
+    zero and never read), shaped like what `entity_embeddings` / `item_vectors` give the full-batch path."""
+    item_ent = model.item_entity[cols]
+    user_ent = model.user_offset + users.long() if model.config.use_user_embedding else users[:0].long()
+    seeds, inverse = torch.unique(torch.cat([item_ent, user_ent]), return_inverse=True)
+    emb = sampler(seeds, model.content_only_entities())
+    d = emb.shape[1]
+    fused = model.fuse(emb[inverse[:len(cols)]], text[cols] if text is not None else None)
+    items = torch.zeros(len(model.item_entity), d, dtype=emb.dtype).index_put((cols,), fused)
+    entities = torch.zeros(int(user_ent.max()) + 1 if len(user_ent) else 0, d, dtype=emb.dtype)
+    entities = entities.index_put((user_ent,), emb[inverse[len(cols):]])
+    return entities, items
+
+
 def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, paths: PathSampler,
                 seen: sp.csr_matrix, valid: sp.csr_matrix | None = None, out_dir: str | Path | None = None,
                 show_progress: bool = True, log: Callable[[str], None] | None = None) -> TrainState:
@@ -101,6 +133,8 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
     each epoch and training resumes from it after a kill."""
     cfg: FusionConfig = model.config
     tc, lc = cfg.train, cfg.loss
+    tc.validate()
+    sampled = _neighbor_sampler(model) if tc.sampler == "neighbor" else None
     if log is None:  # progress lines go to stderr so that stdout stays the caller's (e.g. a markdown table)
         def log(msg: str) -> None:
             print(msg, file=sys.stderr, flush=True)
@@ -147,17 +181,38 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
             else:
                 h, m = hist.window(p_np, u_np, cfg.history_len)
             users = torch.from_numpy(u_np)
-            ent = model.entity_embeddings()
-            items = model.item_vectors(ent, text)
-            U = model.user_vectors(ent, items, users, h, m)
-            parts: dict[str, torch.Tensor] = {}
+            # the batch's random draws first (same order as always), so that the sampled path knows which
+            # products the losses read
+            neg = cand = negs = ends = ok = corrupt = None
             if lc.preference > 0:
                 if lc.preference_kind == "bpr":
                     neg = torch.from_numpy(rng.integers(0, n_items, len(b)))
-                    parts["preference"] = bpr_loss((U * items[target]).sum(-1), (U * items[neg]).sum(-1))
                 elif lc.num_negatives > 0:
                     # sampled softmax: the batch's positives and N shared uniform negatives as candidates
                     cand = torch.cat([target.unique(), torch.from_numpy(rng.integers(0, n_items, lc.num_negatives))])
+            if use_text and lc.text > 0:
+                negs = torch.from_numpy(rng.integers(0, n_items, lc.text_negatives))
+            if lc.kg_path > 0 and paths.groups:
+                ends, ok = paths.sample(h[:, -1].numpy(), rng)
+                ok &= m[:, -1].numpy()
+                if ok.any():
+                    corrupt = torch.from_numpy(rng.integers(0, n_items, int(ok.sum())))
+            if sampled is None:
+                ent = model.entity_embeddings()
+                items = model.item_vectors(ent, text)
+            else:
+                full_softmax = lc.preference > 0 and neg is None and cand is None
+                read = [target, h[m]] + [t for t in (neg, cand, negs, corrupt) if t is not None]
+                if ok is not None and ok.any():
+                    read.append(torch.from_numpy(ends[ok]))
+                cols = torch.arange(n_items) if full_softmax else torch.cat(read).unique()
+                ent, items = _sampled_batch(model, sampled, text, users, cols)
+            U = model.user_vectors(ent, items, users, h, m)
+            parts: dict[str, torch.Tensor] = {}
+            if lc.preference > 0:
+                if neg is not None:
+                    parts["preference"] = bpr_loss((U * items[target]).sum(-1), (U * items[neg]).sum(-1))
+                elif cand is not None:
                     col = torch.searchsorted(cand[: len(target.unique())], target)
                     known = None
                     if lc.mask_known:
@@ -168,8 +223,8 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
                     if lc.mask_known:
                         known = torch.from_numpy(seen[u_np].toarray() > 0)
                     parts["preference"] = softmax_preference_loss(U @ items.T, target, known)
-            if use_text and lc.text > 0:
-                negs = items[torch.from_numpy(rng.integers(0, n_items, lc.text_negatives))]
+            if negs is not None:
+                negs = items[negs]
                 q_item = model.query_vectors(text[target])
                 loss_t = info_nce_loss(q_item, items[target], negs, lc.temperature)
                 has = m.any(dim=1)
@@ -179,15 +234,9 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
                     loss_t = 0.5 * (loss_t + info_nce_loss(model.query_vectors(hist_text), items[target[has]],
                                                            negs, lc.temperature))
                 parts["text"] = loss_t
-            if lc.kg_path > 0 and paths.groups:
-                has = m[:, -1].numpy()
-                start = h[:, -1].numpy()
-                ends, ok = paths.sample(start, rng)
-                ok &= has
-                if ok.any():
-                    corrupt = torch.from_numpy(rng.integers(0, n_items, int(ok.sum())))
-                    sel = torch.from_numpy(np.flatnonzero(ok))
-                    parts["kg_path"] = kg_path_loss(U[sel], items[torch.from_numpy(ends[ok])], items[corrupt])
+            if corrupt is not None:
+                sel = torch.from_numpy(np.flatnonzero(ok))
+                parts["kg_path"] = kg_path_loss(U[sel], items[torch.from_numpy(ends[ok])], items[corrupt])
             weights = {"preference": lc.preference, "text": lc.text, "kg_path": lc.kg_path}
             loss = sum(weights[k] * v for k, v in parts.items())
             if lc.l2 > 0:
