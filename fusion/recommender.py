@@ -176,6 +176,7 @@ class FusionRecommender(Recommender):
 
     def _train_on(self, data: TrainData, valid, stage: str) -> "FusionRecommender":
         self._item_ids = data.graph.nodes["Product"]["id"].to_numpy()[data.items].tolist()
+        torch.manual_seed(self.config.train.seed)  # the initial weights too: two fits of one config agree
         self.model_ = self._build(data)
         hist = build_histories(data.graph, data.column_of)
         paths = build_path_sampler(data.graph, data.column_of)
