@@ -475,14 +475,15 @@ class Recommender:
         h = torch.arange(len(cols))[None]
         return self.model.history_vectors(items, h, torch.ones_like(h, dtype=torch.bool))[0].numpy()
 
-    def _top(self, st: Snapshot, index: TopKIndex, queries: np.ndarray, k: int, exclude, allowed):
-        """index.search, safe for indexes grown in place by a later snapshot (their extra columns dropped)."""
+    def _top(self, st: Snapshot, index: TopKIndex, queries: np.ndarray, k: int, exclude, allowed, **kw):
+        """index.search, safe for indexes grown in place by a later snapshot (their extra columns dropped);
+        `kw` goes to the index (`extra` for an ExactIndex)."""
         n = len(st.catalog)
         with self._index_lock.read() if st.shared else nullcontext():
             extra = max(0, index.size - n)
             if allowed is not None and extra:
                 allowed = np.concatenate([allowed, np.zeros(extra, dtype=bool)])
-            scores, cols = index.search(queries, k + extra, exclude, allowed)
+            scores, cols = index.search(queries, k + extra, exclude, allowed, **kw)
         if extra:
             late = cols >= n
             scores, cols = np.where(late, -np.inf, scores), np.where(late, -1, cols)
@@ -493,33 +494,65 @@ class Recommender:
     def _rank(self, st: Snapshot, users: np.ndarray, seen: list[np.ndarray], k: int, exclude, allowed):
         """Top k of the full score U . F + item-item term of each user's products `seen` [B] (columns).
 
-        The index gives the top k by dot product; the term only lifts (>= 0) the products it names, so the
-        exact top k lies among those two sets, which are rescored exactly."""
-        scores, cols = self._top(st, st.rec_index, users, k, exclude, allowed)
+        An exact index adds the term to its dense scores. Another index (faiss) gives the top k by dot
+        product; the term only lifts (>= 0) the products it names, so the top k lies among those two sets,
+        and a lifted product below the index's k-th score cannot enter: only the few above it are rescored
+        and merged (vectorised over the batch)."""
         head = self._item_item
         if head is None:
-            return scores, cols
+            return self._top(st, st.rec_index, users, k, exclude, allowed)
+        if isinstance(st.rec_index, ExactIndex):  # dense scores anyway: add the term to them
+            return self._top(st, st.rec_index, users, k, exclude, allowed, extra=head.lift(seen))
+        scores, cols = self._top(st, st.rec_index, users, k, exclude, allowed)
+        out_s, out_c = scores.copy(), cols.copy()
+        for s in range(0, len(seen), 256):
+            stop = min(s + 256, len(seen))
+            merged = self._merge_lifted(st, head, users[s:stop], seen[s:stop], scores[s:stop], cols[s:stop], k,
+                                        None if exclude is None else exclude[s:stop], allowed)
+            if merged is not None:
+                out_s[s:stop], out_c[s:stop] = merged
+        return out_s, out_c
+
+    @staticmethod
+    def _merge_lifted(st: Snapshot, head: ItemItemHead, users, seen, scores, cols, k, exclude, allowed):
+        """`_rank` for one chunk: (scores, cols) [b, k], or None when the term changes nothing."""
         lift = head.lift(seen)
-        for r in range(len(seen)):
-            a, b = lift.indptr[r], lift.indptr[r + 1]
-            lifted, bonus = lift.indices[a:b].astype(np.int64), lift.data[a:b]
-            keep = np.ones(len(lifted), dtype=bool)
-            if allowed is not None:
-                keep &= allowed[lifted]
-            if exclude is not None:
-                keep &= ~np.isin(lifted, exclude[r])
-            if not keep.any():
-                continue
-            found = cols[r][cols[r] >= 0]
-            cand = np.union1d(found, lifted[keep])
-            extra = np.zeros(len(cand), dtype=np.float32)
-            extra[np.searchsorted(cand, lifted[keep])] = bonus[keep]
-            full = st.vectors[cand] @ users[r] + extra
-            order = np.lexsort((cand, -full))[:k]  # ties: lower column first, like the exact index
-            n = len(order)
-            scores[r, :n], cols[r, :n] = full[order], cand[order]
-            scores[r, n:], cols[r, n:] = -np.inf, -1
-        return scores, cols
+        rows = np.repeat(np.arange(len(seen)), np.diff(lift.indptr))
+        c, bonus = lift.indices.astype(np.int64), lift.data
+        keep = np.ones(len(c), dtype=bool) if allowed is None else allowed[c]
+        if exclude is not None:
+            n = np.int64(len(st.catalog))
+            ex = np.concatenate([r * n + np.asarray(e, dtype=np.int64) for r, e in enumerate(exclude)])
+            keep &= ~np.isin(rows * n + c, ex)
+        rows, c, bonus = rows[keep], c[keep], bonus[keep]
+        if not len(c):
+            return None
+        uc, inv = np.unique(c, return_inverse=True)
+        full = (users @ st.vectors[uc].T)[rows, inv] + bonus
+        kth = np.where(cols[:, -1] >= 0, scores[:, -1], -np.inf)  # the index's k-th score per row
+        up = full >= kth[rows]
+        if not up.any():
+            return None
+        rows, c, full = rows[up], c[up], full[up]
+        # the index's own top k, rescored exactly (an approximate index may round), plus the lifted ones
+        found = cols >= 0
+        tr, tc = np.nonzero(found)[0], cols[found]
+        ts = np.einsum("ij,ij->i", users[tr], st.vectors[tc])
+        r_all, c_all, s_all = np.concatenate([rows, tr]), np.concatenate([c, tc]), np.concatenate([full, ts])
+        order = np.lexsort((-s_all, c_all, r_all))  # (row, column), the lifted (higher) score first
+        r_all, c_all, s_all = r_all[order], c_all[order], s_all[order]
+        first = np.ones(len(r_all), dtype=bool)
+        first[1:] = (r_all[1:] != r_all[:-1]) | (c_all[1:] != c_all[:-1])
+        r_all, c_all, s_all = r_all[first], c_all[first], s_all[first]
+        order = np.lexsort((c_all, -s_all, r_all))  # per row: score down, ties by column like the exact index
+        r_all, c_all, s_all = r_all[order], c_all[order], s_all[order]
+        pos = np.arange(len(r_all)) - np.searchsorted(r_all, r_all)
+        sel = pos < k
+        out_s = np.full(scores.shape, -np.inf, dtype=np.float32)
+        out_c = np.full(cols.shape, -1, dtype=np.int64)
+        out_s[r_all[sel], pos[sel]] = s_all[sel]
+        out_c[r_all[sel], pos[sel]] = c_all[sel]
+        return out_s, out_c
 
     def _popular(self, st: Snapshot, k: int, allowed, exclude) -> tuple[np.ndarray, np.ndarray]:
         """The k most popular products (ties: catalog order) among `allowed`, minus `exclude[0]`."""

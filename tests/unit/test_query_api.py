@@ -99,6 +99,10 @@ def test_item_item_term_joins_the_ranking_exactly(paths, index):
         batch = r.recommend_batch([user], k=6, brands=brands)
         assert batch["product_id"].tolist() == out["product_id"].tolist()
     assert changed
+    users = ["a3", "x", "b1", "a1", "b2"]
+    together = r.recommend_batch(users, k=6)
+    for u in users:
+        assert together[together["user_id"] == u]["product_id"].tolist() == r.recommend(u, k=6)["product_id"].tolist()
     # a new user's chosen products lift their companions the same way
     new = r.recommend_new_user(["B0", "B1"], k=21)
     cols, vals = head.bonus(r._state.catalog.columns(["B0", "B1"]))
