@@ -43,7 +43,7 @@ import torch
 from .catalog import Catalog, parse_new_products, parse_new_relations
 from .cold_start import GraphNeighbourhood, fuse, product_neighbours
 from .explain import explain_paths, recency_weights
-from .item_item import ItemItemHead
+from .item_item import HEAD_FILE, ItemItemHead
 from .results import Explanation, UnknownIdError, batch_frame, check_id, check_id_list, check_k, result_frame
 from .search import SearchBlend, calibrate, search_matrix, search_query
 from .snapshot import ReadWriteLock, Snapshot, clone_index, frozen, index_factory, torch_threads, unit
@@ -171,7 +171,10 @@ class Recommender:
             catalog=Catalog.from_graph(graph, data.items), vectors=frozen(vectors), normed=frozen(normed),
             text=None if text is None else frozen(text), rec_index=rec_index, sim_index=sim_index,
             search_index=search_index, shared=shared)
-        version = hashlib.sha256((d / "model.pt").read_bytes()).hexdigest()[:12]
+        digest = hashlib.sha256((d / "model.pt").read_bytes())
+        if fr.item_item_ is not None:  # the term changes the rankings: it is part of the version
+            digest.update((d / HEAD_FILE).read_bytes())
+        version = digest.hexdigest()[:12]
         return cls(model=model, snapshot=snap, history=history, user_vectors=users,
                    neighbourhood=GraphNeighbourhood.from_encoder(model.gnn, layers),
                    item_entity=model.item_entity.numpy(), scales=scales, model_version=version,
@@ -181,7 +184,8 @@ class Recommender:
     # --- properties ----------------------------------------------------------------------------------
     @property
     def model_version(self) -> str:
-        """First 12 hex digits of the SHA-256 of model.pt: a stable id of the weights."""
+        """First 12 hex digits of the SHA-256 of model.pt (then item_item.npz, when the model has the term):
+        a stable id of what ranks."""
         return self._version
 
     @property

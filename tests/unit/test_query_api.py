@@ -41,7 +41,9 @@ def test_load_binds_whole_store_and_exposes_vectors(shared_rec, paths):
     assert len(rec.product_ids) == 21 and rec.product_ids[:2] == ["A0", "A1"]
     v = rec.product_vectors
     assert v.shape == (21, 16) and v.dtype == np.float32 and not v.flags.writeable
-    assert rec.model_version == hashlib.sha256((paths[0] / "model.pt").read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256((paths[0] / "model.pt").read_bytes())
+    digest.update((paths[0] / "item_item.npz").read_bytes())
+    assert rec.model_version == digest.hexdigest()[:12]
     assert rec.user_vectors(["a1", "b2"]).shape == (2, 16)
     assert "products=21" in repr(rec) and rec.num_users == 21
     assert not rec.model.training
