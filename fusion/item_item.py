@@ -129,15 +129,6 @@ class ItemItemHead:
         row = self.lift([cols])
         return row.indices.astype(np.int64), row.data.astype(np.float32)
 
-    def contributions(self, cols: np.ndarray, target: int) -> np.ndarray:
-        """float32 [len(cols)]: gamma * W[j, target] for each history column j (0 outside the head)."""
-        cols = np.asarray(cols, dtype=np.int64)
-        out = np.zeros(len(cols), np.float32)
-        inside = (cols < self.num_items) & (0 <= target < self.num_items)
-        if inside.any():
-            out[inside] = self.gamma * self.weights[cols[inside], target].toarray().ravel()
-        return out
-
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / HEAD_FILE
         w = self.weights.tocsr()

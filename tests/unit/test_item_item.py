@@ -49,7 +49,7 @@ def test_item_item_weights_cover_every_column_and_refuse_huge_catalogs():
         item_item_weights(x, 5.0, top_k=3, max_items=10)
 
 
-def test_head_scores_bonus_contributions_and_round_trip(tmp_path):
+def test_head_scores_bonus_and_round_trip(tmp_path):
     x = _x()
     w = item_item_weights(x, 5.0, top_k=4, max_items=100)
     head = ItemItemHead(w, gamma=2.0, reg=5.0, weight=0.1)
@@ -61,8 +61,6 @@ def test_head_scores_bonus_contributions_and_round_trip(tmp_path):
     dense[cols] = vals
     np.testing.assert_allclose(dense, s[1], rtol=1e-5)
     assert (vals > 0).all()
-    target = int(np.argmax(s[1]))
-    np.testing.assert_allclose(head.contributions(have, target).sum(), s[1, target], rtol=1e-5)
     assert head.bonus(np.zeros(0, np.int64))[0].size == 0
     head.save(tmp_path)
     back = ItemItemHead.load(tmp_path)
