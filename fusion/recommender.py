@@ -162,7 +162,11 @@ class FusionRecommender(Recommender):
         t0 = time.perf_counter()
         ic = self.config.item_item
         reg, weight = self.item_item_choice_
-        w = item_item_weights(data.user_items, reg, ic.top_k, ic.max_items)
+        try:
+            w = item_item_weights(data.user_items, reg, ic.top_k, ic.max_items)
+        except ValueError as e:  # too many products for the dense inverse: the network alone
+            self._log(f"item-item term skipped: {e}")
+            return
         users = np.flatnonzero(np.diff(data.user_items.indptr) > 0)
         if len(users) > 2000:
             users = np.sort(np.random.default_rng(self.config.train.seed).choice(users, 2000, replace=False))

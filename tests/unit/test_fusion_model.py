@@ -247,3 +247,13 @@ def test_two_fits_of_one_config_agree(tiny_graph, monkeypatch):
     torch.manual_seed(456)
     b = FusionRecommender(_tiny_cfg(2)).fit(data).score(np.arange(3))
     np.testing.assert_array_equal(a, b)
+
+
+def test_item_item_term_skipped_on_catalogs_too_big_for_it(tiny_graph, monkeypatch, capsys):
+    """Above item_item.max_items the model trains and scores with the network alone, and says why."""
+    _fake_text(monkeypatch)
+    cfg = _tiny_cfg(1)
+    cfg.item_item.max_items = 2
+    rec = FusionRecommender(cfg).fit(_data(tiny_graph))
+    assert rec.item_item_ is None and np.isfinite(rec.score(np.arange(2))).all()
+    assert "item-item term skipped" in capsys.readouterr().err
