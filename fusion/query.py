@@ -301,8 +301,9 @@ class Recommender:
     def search(self, query: str, k: int = 10, user_id: str | None = None, exclude_seen: bool = False,
                brands=None, categories=None) -> pd.DataFrame:
         """Products for a text query; with `user_id`, personalised (the user's dot-product score joins the
-        blend, see `fusion.search`; the item-item term does not: a query, not the history, leads search; an unknown user gets the plain search and an `UnknownUserWarning`), and with
-        `exclude_seen` without what that user already interacted with."""
+        blend, see `fusion.search`; the item-item term does not: the query, not the history, leads search;
+        an unknown user gets the plain search and an `UnknownUserWarning`), and with `exclude_seen` without
+        what that user already interacted with."""
         k = check_k(k)
         st = self._state
         allowed = st.catalog.allowed(brands, categories)
