@@ -29,10 +29,13 @@ __all__ = ["ItemItemHead", "ease_weights", "prune_columns", "item_item_weights",
 HEAD_FILE = "item_item.npz"
 
 
-def ease_weights(user_items: sp.csr_matrix, reg: float) -> tuple[np.ndarray, np.ndarray]:
+def ease_weights(user_items: sp.csr_matrix, reg: float, max_items: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """EASE closed form over the products with at least one interaction.
 
     Returns (active [a] column indices, B [a, a] float32 with zero diagonal); s_u = x_u[active] @ B.
+    Raises ValueError when more than `max_items` (None: no limit) products have interactions: the closed
+    form inverts a dense matrix of that size (20,000 products take 1.6 GB and about a minute here).
     """
     import torch  # the inverse is ~2x faster in torch (threads) than numpy here
 
@@ -40,6 +43,10 @@ def ease_weights(user_items: sp.csr_matrix, reg: float) -> tuple[np.ndarray, np.
         raise ValueError(f"reg must be > 0, got {reg}")
     x = user_items.tocsc()
     active = np.flatnonzero(np.diff(x.indptr) > 0)
+    if max_items is not None and len(active) > max_items:
+        raise ValueError(f"{len(active)} products have interactions, more than item_item.max_items={max_items}: "
+                         f"the item-item term needs a dense {len(active)}^2 inverse; raise max_items or set "
+                         f"item_item.enabled=false")
     xa = x[:, active]
     g = torch.from_numpy((xa.T @ xa).toarray().astype(np.float32))  # float32: 2x faster, ample for ranking
     g.diagonal().add_(float(reg))
@@ -65,18 +72,11 @@ def prune_columns(b: np.ndarray, top_k: int) -> sp.csr_matrix:
 
 def item_item_weights(user_items: sp.csr_matrix, reg: float, top_k: int, max_items: int) -> sp.csr_matrix:
     """W [n_items, n_items] CSR (rows: products a user has, columns: products scored) from the training
-    interactions; products without interactions have empty rows and columns.
-
-    Raises ValueError when more than `max_items` products have interactions (the closed form inverts a
-    dense matrix of that size: 20,000 products take 1.6 GB and about a minute here).
+    interactions; products without interactions have empty rows and columns. ValueError above `max_items`
+    products with interactions (see `ease_weights`).
     """
     n = user_items.shape[1]
-    active = np.flatnonzero(np.diff(user_items.tocsc().indptr) > 0)
-    if len(active) > max_items:
-        raise ValueError(f"{len(active)} products have interactions, more than item_item.max_items={max_items}: "
-                         f"the item-item term needs a dense {len(active)}^2 inverse; raise max_items or set "
-                         f"item_item.enabled=false")
-    active, b = ease_weights(user_items, reg)
+    active, b = ease_weights(user_items, reg, max_items)
     w = prune_columns(b, top_k).tocoo()
     return sp.csr_matrix((w.data, (active[w.row], active[w.col])), shape=(n, n), dtype=np.float32)
 
@@ -108,7 +108,7 @@ class ItemItemHead:
 
     def scores(self, user_items: sp.csr_matrix) -> np.ndarray:
         """float32 [B, n_items] = gamma * X W for binary user rows X [B, n_items]."""
-        return (self.gamma * (user_items @ self.weights).toarray()).astype(np.float32)
+        return self._times(user_items).toarray()
 
     def lift(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
         """CSR [B, n_items]: gamma * x W for each user's distinct product columns (columns beyond the head,
@@ -118,16 +118,14 @@ class ItemItemHead:
         indptr = np.concatenate([[0], np.cumsum([len(c) for c in kept])])
         indices = np.concatenate(kept) if kept else np.zeros(0, np.int64)
         x = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(kept), self.num_items))
-        out = (x @ self.weights).tocsr()
+        return self._times(x)
+
+    def _times(self, x: sp.csr_matrix) -> sp.csr_matrix:
+        """gamma * x W as float32 CSR without stored zeros."""
+        out = (x @ self.weights).tocsr().astype(np.float32)
         out.data *= np.float32(self.gamma)
         out.eliminate_zeros()
         return out
-
-    def bonus(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For one user with product columns `cols` (distinct): the products the term lifts and by how much
-        (> 0), as (columns int64, values float32)."""
-        row = self.lift([cols])
-        return row.indices.astype(np.int64), row.data.astype(np.float32)
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / HEAD_FILE

@@ -49,19 +49,20 @@ def test_item_item_weights_cover_every_column_and_refuse_huge_catalogs():
         item_item_weights(x, 5.0, top_k=3, max_items=10)
 
 
-def test_head_scores_bonus_and_round_trip(tmp_path):
+def test_head_scores_lift_and_round_trip(tmp_path):
     x = _x()
     w = item_item_weights(x, 5.0, top_k=4, max_items=100)
     head = ItemItemHead(w, gamma=2.0, reg=5.0, weight=0.1)
     s = head.scores(x[:3])
     np.testing.assert_allclose(s, 2.0 * (x[:3] @ w).toarray(), rtol=1e-6)
     have = x[1].indices
-    cols, vals = head.bonus(np.append(have, 50))  # a column beyond the head (added later) is ignored
+    row = head.lift([np.append(have, 50)])  # a column beyond the head (added later) is ignored
+    cols, vals = row.indices, row.data
     dense = np.zeros(12, np.float32)
     dense[cols] = vals
     np.testing.assert_allclose(dense, s[1], rtol=1e-5)
     assert (vals > 0).all()
-    assert head.bonus(np.zeros(0, np.int64))[0].size == 0
+    assert head.lift([np.zeros(0, np.int64)]).nnz == 0
     head.save(tmp_path)
     back = ItemItemHead.load(tmp_path)
     assert (back.weights != w).nnz == 0 and (back.gamma, back.reg, back.weight) == (2.0, 5.0, 0.1)

@@ -86,7 +86,8 @@ def test_item_item_term_joins_the_ranking_exactly(paths, index):
     for user, brands in (("a3", None), ("x", ["Bolt"]), ("b1", None)):
         seen = r._history.seen(r._history.user(user))
         dot = r.product_vectors @ r.user_vectors([user])[0]
-        cols, vals = head.bonus(seen)
+        lifted = head.lift([seen])
+        cols, vals = lifted.indices, lifted.data
         full = dot.copy()
         full[cols] += vals
         ok = np.ones(len(ids), dtype=bool)
@@ -107,7 +108,7 @@ def test_item_item_term_joins_the_ranking_exactly(paths, index):
         assert together[together["user_id"] == u]["product_id"].tolist() == r.recommend(u, k=6)["product_id"].tolist()
     # a new user's chosen products lift their companions the same way
     new = r.recommend_new_user(["B0", "B1"], k=21)
-    cols, vals = head.bonus(r._state.catalog.columns(["B0", "B1"]))
+    cols = head.lift([r._state.catalog.columns(["B0", "B1"])]).indices
     assert set(ids[cols]) - {"B0", "B1"} <= set(new["product_id"])
 
 
