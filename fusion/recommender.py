@@ -241,6 +241,7 @@ class FusionRecommender(Recommender):
         rec.model_.eval()
         rec.best_epoch_ = meta.get("best_epoch", 0)
         rec.best_valid_ = meta.get("best_valid_ndcg@10")
+        rec.network_seconds_ = float(meta.get("network_seconds") or meta.get("train_seconds") or 0.0)
         rec._item_ids = ids
         rec._pretrained = True
         rec._hist = build_histories(data.graph, data.column_of)

@@ -152,7 +152,7 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
     tuning = TrainData.from_graph(split.fit_graph(graph, False), valid=split.valid, seed=seed, cache_dir=cache_dir)
     final = _train_data(graph, split, True, seed, cache_dir)
     base = FusionConfig()
-    trained_seconds = network_seconds = 0.0
+    trained_seconds = 0.0
     if model_dir is not None:
         meta = json.loads((Path(model_dir) / "meta.json").read_text())
         cold_frac = split.info.get("cold_frac_pct", 0) / 100
@@ -163,7 +163,6 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
                              f"items {cold_frac}): its validation/test rows differ; train it with the same options")
         base = FusionConfig.load(model_dir)
         trained_seconds = float(meta.get("train_seconds") or 0.0)
-        network_seconds = float(meta.get("network_seconds") or trained_seconds)  # without the item-item term
     results = []
     full = None  # the `fusion` model of this run: `fusion_no_item_item` is it without the term
     for name in names:
@@ -176,7 +175,7 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
             rec = copy.copy(full) if full is not None else FusionRecommender.load(model_dir, tuning)
             rec.config = rec.config.ablation(name)
             rec.item_item_, rec.item_item_valid_, rec._pretrained = None, None, True
-            fit_extra = network_seconds if full is None or full._pretrained else full.network_seconds_
+            fit_extra = rec.network_seconds_  # the network's training (from meta.json when loaded)
         else:
             rec = FusionRecommender(base.ablation(name), name=name, tuning=tuning)
         res = evaluate_recommender(rec, name, graph, split, seed, cache_dir, ks, train=final)
