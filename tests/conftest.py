@@ -31,3 +31,41 @@ def data_dir(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data {path} not present")
     return path
+
+
+# --- live Neo4j tests: count them in the summary; where a server was started for the run, none may skip --
+_LIVE_DIRS = ("tests/integration/", "tests/browser/")
+_live: dict[str, list[str]] = {"passed": [], "failed": [], "skipped": []}
+
+
+def _is_live(nodeid: str) -> bool:
+    return nodeid.startswith(_LIVE_DIRS)
+
+
+def pytest_runtest_logreport(report):
+    if not _is_live(report.nodeid):
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _live["failed" if report.outcome == "failed" else report.outcome].append(report.nodeid)
+
+
+def pytest_collectreport(report):
+    if _is_live(report.nodeid) and report.outcome == "skipped":  # a module-level skip (no server)
+        _live["skipped"].append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    import os
+    if not any(_live.values()):
+        return
+    where = os.environ.get("NEO4J_URI") or "no server"
+    terminalreporter.write_line(f"live Neo4j tests ({where}): {len(_live['passed'])} passed, "
+                                f"{len(_live['failed'])} failed, {len(_live['skipped'])} skipped")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import os
+    if os.environ.get("KGREC_NEO4J_REQUIRED") == "1" and _live["skipped"] and exitstatus == 0:
+        print(f"\nerror: a live Neo4j server ran for this session, but {len(_live['skipped'])} live test(s) "
+              f"skipped: {', '.join(_live['skipped'][:5])}")
+        session.exitstatus = 1

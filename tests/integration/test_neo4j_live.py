@@ -1,29 +1,25 @@
 """Neo4jStore against a live server: schema, batched writes, idempotence, increments, read-back, the
 exploration queries of docs/neo4j.md, and the model's results written back (export, re-export, a new
-model version, the vector index, every query of cypher/explore.cypher). Start a server with
-`docker compose up -d` and set NEO4J_URI and NEO4J_PASSWORD (docs/neo4j.md).
+model version, the vector index, every query of cypher/explore.cypher). `make test` starts a server
+around the suite; by hand: `make neo4j` (or `docker compose up -d`) and NEO4J_URI, NEO4J_PASSWORD.
 
 Settings come from the same variables as the application: NEO4J_URI, NEO4J_USERNAME (or NEO4J_USER),
 NEO4J_PASSWORD, NEO4J_DATABASE. The tests write to a database that holds no knowledge graph and
 delete what they wrote afterwards; a database that already holds one is left alone (the tests skip)
 unless NEO4J_ALLOW_WIPE=1 allows them to delete its User/Product/Brand/Category nodes.
-
-The fixtures live here rather than in a conftest.py: tests/unit imports the top-level
-tests/conftest.py as `conftest`, which a second conftest module without a package would shadow.
 """
 from __future__ import annotations
 
 import ast
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-if not os.environ.get("NEO4J_URI"):
-    pytest.skip("NEO4J_URI not set: live Neo4j tests skipped (start one with docker compose up -d, "
-                "see docs/neo4j.md)", allow_module_level=True)
+from live_neo4j import live_store, neo4j_config, require_server  # noqa: E402,F401  (fixtures)
+
+require_server()
 
 import neo4j  # noqa: E402
 
@@ -35,33 +31,11 @@ from neo4j_fixtures import FakeRecommender, write_files  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture
 def kg_files(tmp_path: Path) -> dict[str, Path]:
     """A tiny catalog: products.csv, interactions.csv, relations.csv."""
     return write_files(tmp_path)
-
-
-@pytest.fixture(scope="session")
-def neo4j_config():
-    # a small batch size so that even the tiny graph goes out in several transactions
-    return kg.Neo4jConfig.from_env(batch_size=int(os.environ.get("NEO4J_TEST_BATCH_SIZE", "3")), max_retries=3)
-
-
-@pytest.fixture
-def live_store(neo4j_config):
-    """A Neo4jStore on an empty (knowledge-graph-free) database, emptied again afterwards."""
-    store = kg.Neo4jStore(neo4j_config, show_progress=False)
-    store.connect()  # NEO4J_URI is set, so an unreachable server is a failure, not a skip
-    if store.exists():
-        if os.environ.get("NEO4J_ALLOW_WIPE") != "1":
-            store.close()
-            pytest.skip(f"database {neo4j_config.database or '(default)'} at {neo4j_config.uri} already holds a "
-                        f"knowledge graph: set NEO4J_ALLOW_WIPE=1 to let the live tests delete it, or point "
-                        f"NEO4J_DATABASE at an empty database")
-        store.clear()
-    yield store
-    store.clear()
-    store.close()
 
 
 def _build(store, **paths):
@@ -118,9 +92,17 @@ def test_full_write_without_delta(live_store, kg_files):
     kg.assert_graphs_equal(live_store.load(), graph)
 
 
+def _constraints(store):
+    return sorted((r["name"], tuple(r["labelsOrTypes"]), tuple(r["properties"])) for r in store.connect().execute_query(
+        "SHOW CONSTRAINTS YIELD name, labelsOrTypes, properties", database_=store.config.database).records)
+
+
 def test_schema_is_idempotent(live_store):
     live_store.ensure_schema()
-    live_store.ensure_schema()
+    first = _constraints(live_store)
+    assert first == sorted((f"{label.lower()}_id", (label,), ("id",)) for label in kg.NODE_LABELS)
+    live_store.ensure_schema()  # IF NOT EXISTS: the same constraints, no error
+    assert _constraints(live_store) == first
 
 
 def _explore(store, name, **params):
