@@ -27,6 +27,7 @@ import json
 import os
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -71,6 +72,8 @@ class Neo4jConfig:
         max_retries: connection attempts before giving up (default 5).
         retry_wait_s: wait before the second attempt; doubles after each failure (default 1.0).
         connect_timeout_s: socket timeout of one connection attempt (default 10.0).
+        retry_time_s: how long the driver retries a statement the server did not answer (a restart, a
+            lost connection) before the store gives up with Neo4jConnectionError (default 15.0).
     """
 
     uri: str
@@ -81,6 +84,7 @@ class Neo4jConfig:
     max_retries: int = 5
     retry_wait_s: float = 1.0
     connect_timeout_s: float = 10.0
+    retry_time_s: float = 15.0
 
     def __post_init__(self) -> None:
         scheme = self.uri.split("://", 1)[0] if "://" in self.uri else ""
@@ -93,9 +97,9 @@ class Neo4jConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_retries < 1:
             raise ValueError(f"max_retries must be >= 1, got {self.max_retries}")
-        if self.retry_wait_s < 0 or self.connect_timeout_s <= 0:
-            raise ValueError(f"retry_wait_s must be >= 0 and connect_timeout_s > 0, "
-                             f"got {self.retry_wait_s} and {self.connect_timeout_s}")
+        if self.retry_wait_s < 0 or self.connect_timeout_s <= 0 or self.retry_time_s < 0:
+            raise ValueError(f"retry_wait_s and retry_time_s must be >= 0 and connect_timeout_s > 0, "
+                             f"got {self.retry_wait_s}, {self.retry_time_s} and {self.connect_timeout_s}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Neo4jConfig":
@@ -194,7 +198,8 @@ class Neo4jStore:
         cfg = self.config
         if self._driver is None:
             self._driver = neo4j.GraphDatabase.driver(cfg.uri, auth=(cfg.user, cfg.password),
-                                                      connection_timeout=cfg.connect_timeout_s)
+                                                      connection_timeout=cfg.connect_timeout_s,
+                                                      max_transaction_retry_time=cfg.retry_time_s)
             self._owns_driver = True
         wait, last = cfg.retry_wait_s, None
         for attempt in range(1, cfg.max_retries + 1):
@@ -222,16 +227,36 @@ class Neo4jStore:
 
     def _run(self, query: str, params: dict[str, Any] | None = None, *, read: bool = False) -> Any:
         import neo4j
-        return self.connect().execute_query(
-            query, params or {}, database_=self.config.database,
-            routing_=neo4j.RoutingControl.READ if read else neo4j.RoutingControl.WRITE)
+        driver = self.connect()
+        with self._lost_connection(query):
+            return driver.execute_query(
+                query, params or {}, database_=self.config.database,
+                routing_=neo4j.RoutingControl.READ if read else neo4j.RoutingControl.WRITE)
 
     def _read_table(self, query: str) -> pd.DataFrame:
         import neo4j
-        keys, values = self.connect().execute_query(
-            query, {}, database_=self.config.database, routing_=neo4j.RoutingControl.READ,
-            result_transformer_=_keys_and_values)
+        driver = self.connect()
+        with self._lost_connection(query):
+            keys, values = driver.execute_query(
+                query, {}, database_=self.config.database, routing_=neo4j.RoutingControl.READ,
+                result_transformer_=_keys_and_values)
         return pd.DataFrame(values, columns=list(keys), dtype=object)
+
+    @contextmanager
+    def _lost_connection(self, query: str) -> Iterator[None]:
+        """Turn the driver's errors for a server that went away mid-statement (after `retry_time_s` of
+        retries) into a Neo4jConnectionError that says what to do: every write is a MERGE or an exact
+        DELETE, so running the build again completes it."""
+        from neo4j.exceptions import DatabaseUnavailable, ServiceUnavailable, SessionExpired
+        try:
+            yield
+        except (ServiceUnavailable, SessionExpired, DatabaseUnavailable) as e:
+            self.close()  # a fresh driver (and connectivity check) for the next call
+            first = " ".join(query.split())[:80]
+            raise Neo4jConnectionError(
+                f"lost the connection to Neo4j at {self.config.uri} during `{first}...` and it did not come "
+                f"back within {self.config.retry_time_s:.0f}s ({type(e).__name__}: {e}). What was committed "
+                f"before stays; run the build again once the server is up: it writes only what is missing.") from e
 
     # --- protocol ---------------------------------------------------------------------------------------
     def ensure_schema(self) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kg import EmbeddedStore, InputError, merge_files, write_skip_report  # noqa: E402
+from kg.neo4j_store import Neo4jConnectionError  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,12 +58,21 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"error: {e}\nnothing was written; the store is unchanged.", file=sys.stderr)
         return 2
+    except Neo4jConnectionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     info = {"products": str(args.products or ""), "interactions": str(args.interactions or ""),
             "relations": str(args.relations or "")}
-    store.write(graph, result.delta, info=info)
+    try:
+        store.write(graph, result.delta, info=info)
+    except Neo4jConnectionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    finally:
+        if store is not local:
+            store.close()
     if store is not local:
         local.write(graph, result.delta, info=info)
-        store.close()
     if result.skipped:
         report = args.skip_report or args.store / "skipped_rows.csv"
         write_skip_report(result.skipped, report)

@@ -3,6 +3,11 @@
   python scripts/train.py --store work/scientific/store --out work/scientific/model --split loo
   python scripts/train.py --store work/beauty/store --out work/beauty/model --split file \
       --test-interactions work/beauty/test_interactions.csv
+  python scripts/train.py --neo4j --store work/scientific/store --out work/scientific/model --split loo
+
+With --neo4j the graph is read from the Neo4j server (NEO4J_URI, NEO4J_PASSWORD, ... or the --neo4j-*
+flags, as for build_graph.py --neo4j), the source of truth; --store is then the local embedded copy that
+build_graph.py --neo4j keeps beside it (the text cache lives there and the query API loads it).
 
 Two stages, as every iterative baseline is trained: early stopping on validation NDCG@10 (training rows
 only), then retraining from scratch on training + validation rows for the best number of epochs; the
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -40,6 +46,20 @@ def build_config(args: argparse.Namespace):
     return cfg
 
 
+def load_graph(args: argparse.Namespace):
+    """The training graph: from Neo4j with --neo4j (read through the driver), else the embedded store."""
+    from kg import EmbeddedStore
+    if not args.neo4j:
+        return EmbeddedStore(args.store).load()
+    from kg import Neo4jStore
+    from kg.neo4j_store import config_from_args
+    with Neo4jStore(config_from_args(args), show_progress=not args.quiet) as store:
+        graph = store.load()
+    if not graph.num_nodes("Product"):
+        raise SystemExit(f"error: Neo4j at {store.config.uri} holds no knowledge graph: run build_graph.py --neo4j first")
+    return graph
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", type=Path, required=True)
@@ -57,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-refit", action="store_true", help="keep the early-stopped model trained on the training "
                     "rows only instead of retraining on training + validation rows for the best epoch count")
     ap.add_argument("--quiet", action="store_true")
+    from kg.neo4j_store import add_connection_arguments
+    add_connection_arguments(ap, "read the training graph from the Neo4j server instead of the embedded store")
     args = ap.parse_args(argv)
     if args.split == "file" and not args.test_interactions:
         ap.error("--split file needs --test-interactions")
@@ -65,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     from fusion.baselines.base import TrainData
     from fusion.evaluation.splits import make_split
     from fusion.trainer import plot_curves, write_history
-    from kg import EmbeddedStore
 
     t0 = time.perf_counter()
-    graph = EmbeddedStore(args.store).load()
+    graph = load_graph(args)
+    source = f"neo4j {args.neo4j_uri or os.environ.get('NEO4J_URI', '')}" if args.neo4j else "embedded"
     split = make_split(graph, args.split, seed=args.seed, test_file=args.test_interactions,
                        cold_frac=args.cold_items)
     print(split.summary())
@@ -81,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                             show_progress=not args.quiet, refit=not args.no_refit)
     rec.fit(final)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    rec.save(args.out, extra={"store": str(args.store.resolve()), "split": args.split, "seed": args.seed,
+    rec.save(args.out, extra={"store": str(args.store.resolve()), "graph_source": source, "split": args.split, "seed": args.seed,
                               "cold_items": args.cold_items, "test_interactions": str(args.test_interactions or ""),
                               "peak_rss_gib": round(peak_gib, 2)})
     curve = rec.state_

@@ -46,6 +46,8 @@ def pytest_runtest_logreport(report):
     if not _is_live(report.nodeid):
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        if report.outcome == "skipped" and "partial run" in str(report.longrepr):
+            return  # the statement-coverage check, skipped by design when only some live tests were chosen
         _live["failed" if report.outcome == "failed" else report.outcome].append(report.nodeid)
 
 
