@@ -11,6 +11,8 @@ conftest module without a package would shadow.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
 from pathlib import Path
@@ -84,3 +86,24 @@ def live_store(neo4j_config):
     yield store
     store.clear()
     store.close()
+
+
+def db_state(store) -> tuple[dict, str]:
+    """(counts per label and type, SHA-256 over every node's labels and properties and every relationship's
+    endpoints, type and properties): what 'unchanged' means, seen through Cypher."""
+    rows = store.connect().execute_query(
+        "MATCH (n) RETURN labels(n) AS labels, properties(n) AS props", database_=store.config.database).records
+    rels = store.connect().execute_query(
+        "MATCH (a)-[r]->(b) RETURN a.id AS a, labels(a) AS la, type(r) AS t, properties(r) AS props, b.id AS b, "
+        "labels(b) AS lb", database_=store.config.database).records
+    nodes = sorted(json.dumps([r["labels"], r["props"]],
+                              sort_keys=True, default=str) for r in rows)
+    edges = sorted(json.dumps([r["a"], r["la"], r["t"], r["props"], r["b"], r["lb"]], sort_keys=True, default=str)
+                   for r in rels)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[":".join(r["labels"])] = counts.get(":".join(r["labels"]), 0) + 1
+    for r in rels:
+        counts[r["t"]] = counts.get(r["t"], 0) + 1
+    digest = hashlib.sha256("\n".join(nodes + ["--"] + edges).encode()).hexdigest()
+    return counts, digest

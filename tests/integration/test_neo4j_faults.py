@@ -7,8 +7,6 @@ stays up for the other tests).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
 import threading
 import time
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from live_neo4j import SENT, empty_store, free_port, live_store, neo4j_config, require_server  # noqa: F401
+from live_neo4j import SENT, db_state, free_port, live_store, neo4j_config, require_server  # noqa: F401
 
 require_server()
 
@@ -28,27 +26,6 @@ from scripts_loader import script  # noqa: E402
 
 pytestmark = pytest.mark.integration
 build_graph = script("build_graph")
-
-
-def state(store) -> tuple[dict, str]:
-    """(counts per label and type, SHA-256 over every node's labels and properties and every relationship's
-    endpoints, type and properties): what 'unchanged' means, seen through Cypher."""
-    rows = store.connect().execute_query(
-        "MATCH (n) RETURN labels(n) AS labels, properties(n) AS props", database_=store.config.database).records
-    rels = store.connect().execute_query(
-        "MATCH (a)-[r]->(b) RETURN a.id AS a, labels(a) AS la, type(r) AS t, properties(r) AS props, b.id AS b, "
-        "labels(b) AS lb", database_=store.config.database).records
-    nodes = sorted(json.dumps([r["labels"], r["props"]],
-                              sort_keys=True, default=str) for r in rows)
-    edges = sorted(json.dumps([r["a"], r["la"], r["t"], r["props"], r["b"], r["lb"]], sort_keys=True, default=str)
-                   for r in rels)
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[":".join(r["labels"])] = counts.get(":".join(r["labels"]), 0) + 1
-    for r in rels:
-        counts[r["t"]] = counts.get(r["t"], 0) + 1
-    digest = hashlib.sha256("\n".join(nodes + ["--"] + edges).encode()).hexdigest()
-    return counts, digest
 
 
 def _neo4j_args(store) -> list[str]:
@@ -90,13 +67,13 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize("kind,content,named", BAD_INPUT, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(BAD_INPUT)])
 def test_bad_input_leaves_the_database_unchanged(built, tmp_path, capsys, kind, content, named):
-    before = state(built)
+    before = db_state(built)
     path = tmp_path / f"{kind}.csv"
     path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     assert _build(built, tmp_path, **{kind: path}) == 2
     err = capsys.readouterr().err
     assert named in err and "nothing was written" in err
-    assert state(built) == before
+    assert db_state(built) == before
 
 
 HOSTILE = "x`]->() DETACH DELETE n //"
@@ -105,10 +82,10 @@ HOSTILE = "x`]->() DETACH DELETE n //"
 def test_hostile_names_never_reach_a_query(built, tmp_path, capsys):
     """A relation type, a header and values shaped like Cypher injections: the relation is refused by the
     allow-list (nothing written), unknown columns are dropped, and values travel as parameters only."""
-    before = state(built)
+    before = db_state(built)
     rel = write(tmp_path, "hostile_rel.csv", f"product_id,relation,other_id\np1,\"{HOSTILE}\",p2\n")
     assert _build(built, tmp_path, relations=rel) == 2
-    assert "field 'relation'" in capsys.readouterr().err and state(built) == before
+    assert "field 'relation'" in capsys.readouterr().err and db_state(built) == before
 
     start = len(SENT)
     header = "product_id,title,brand,categories,`) DETACH DELETE n //\n"
@@ -122,7 +99,7 @@ def test_hostile_names_never_reach_a_query(built, tmp_path, capsys):
     p9 = g.nodes["Product"].set_index("id").loc["p9"]
     assert p9["title"] == HOSTILE  # stored verbatim, as a value
     assert any(HOSTILE.lower() in str(n).lower() for n in g.nodes["Brand"]["name"])
-    counts, _ = state(built)
+    counts, _ = db_state(built)
     assert counts["Product"] == before[0]["Product"] + 1  # nothing deleted
     assert counts["User"] == before[0]["User"]
 
