@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.neo4j:
         from kg import Neo4jStore
         from kg.neo4j_store import config_from_args
-        store = Neo4jStore(config_from_args(args, batch_size=args.batch_size))
+        store = Neo4jStore(config_from_args(args, batch_size=args.batch_size), show_progress=not args.quiet)
     try:
         graph = store.load()
         result = merge_files(graph, args.products, args.interactions, args.relations,
