@@ -24,7 +24,7 @@ demo: $(STAMP)
 # The whole suite with a live Neo4j server: a throwaway one (fresh home, random password, ports 17687/17474)
 # is started around pytest and stopped after it; without Java/Maven the live tests skip with the reason.
 test: $(STAMP)
-	$(BIN)/python scripts/neo4j_server.py run --bolt-port 17687 --http-port 17474 -- $(BIN)/python -m pytest -q
+	$(BIN)/python scripts/neo4j_server.py run --bolt-port 17687 --http-port 17474 -- $(BIN)/python -m pytest -q --ignore=tests/browser
 
 # Neo4j Browser in headless Chromium against a live server (screenshots in docs/); CI runs it after `test`.
 test-browser: $(STAMP)

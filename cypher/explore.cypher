@@ -87,7 +87,7 @@ MATCH (u:User {id: $user_id})-[rec:RECOMMENDED]->(p:Product {id: $product_id})
 MATCH path = (u)-[:INTERACTED]->(seen:Product)-[link:HAS_BRAND|IN_CATEGORY|ALSO_BOUGHT|ALSO_VIEWED|BOUGHT_TOGETHER|BOUGHT_AFTER_VIEWING|SUBSTITUTE_OF|COMPLEMENT_OF|ACCESSORY_OF|VARIANT_OF|RELATED_TO]-(via)
 WHERE seen <> p AND (via = p OR (via)<-[:HAS_BRAND|IN_CATEGORY]-(p))
 RETURN rec.rank AS rank, seen.id AS seen, seen.title AS seen_title, type(link) AS link,
-       coalesce(via.name, via.title) AS via, path, rec
+       coalesce(via.name, via.title) AS via, path, rec, p
 LIMIT $k;
 
 // 8. A product's SIMILAR_TO neighbours as the model wrote them, best first.

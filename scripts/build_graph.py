@@ -1,4 +1,4 @@
-"""Build or update the knowledge graph from products / interactions / relations files.
+r"""Build or update the knowledge graph from products / interactions / relations files.
 
   python scripts/build_graph.py --products products.csv --interactions interactions.csv \
       [--relations relations.csv] --store work/store [--neo4j] [--on-error fail|skip] [--json out.json]

@@ -1,4 +1,4 @@
-"""Evaluate baselines, our fusion model and its ablations on one split of a graph store.
+r"""Evaluate baselines, our fusion model and its ablations on one split of a graph store.
 
     python scripts/evaluate.py --store work/scientific/store --split loo --baselines all \
         --json out/eval_scientific.json --plot out/eval_scientific.png

@@ -1,4 +1,4 @@
-"""Write a trained model's results back to the graph: product embeddings (with a vector index), each user's
+r"""Write a trained model's results back to the graph: product embeddings (with a vector index), each user's
 top k as RECOMMENDED and each product's nearest products as SIMILAR_TO.
 
   python scripts/export_to_neo4j.py --model work/scientific/model [--store work/scientific/store] \

@@ -1,4 +1,4 @@
-"""Train the fusion model on a store, holding out exactly what scripts/evaluate.py holds out.
+r"""Train the fusion model on a store, holding out exactly what scripts/evaluate.py holds out.
 
   python scripts/train.py --store work/scientific/store --out work/scientific/model --split loo
   python scripts/train.py --store work/beauty/store --out work/beauty/model --split file \
