@@ -61,12 +61,14 @@ def sci(tmp_path_factory, neo4j_config):
 def _cypher_counts(store) -> dict[str, dict[str, int]]:
     nodes = {label: _q(store, f"MATCH (n:{label}) RETURN count(n) AS n")[0]["n"] for label in kg.NODE_LABELS}
     rels = {t: _q(store, f"MATCH ()-[r:{t}]->() RETURN count(r) AS n")[0]["n"] for t in kg.REL_TYPES}
+    rels.update({t: _q(store, f"MATCH ()-[r:{t}]->() RETURN count(r) AS n")[0]["n"] for t in kg.OUTPUT_REL_TYPES})
     return {"nodes": nodes, "relationships": {t: n for t, n in rels.items() if n}}
 
 
 def _check_build_matches_embedded(store, embedded: kg.KnowledgeGraph, sample: int = 300) -> None:
     want = embedded.counts()
     got = _cypher_counts(store)
+    got["relationships"] = {t: n for t, n in got["relationships"].items() if t in kg.REL_TYPES}
     assert got["nodes"] == {label: want["nodes"][label] for label in kg.NODE_LABELS}
     assert (_q(store, "MATCH (p:Product) WHERE NOT p.in_catalog RETURN count(p) AS n")[0]["n"]
             == want["nodes"]["RelatedProduct"])  # products known only from a relation
@@ -258,9 +260,10 @@ def test_every_exploration_query_returns_rows_that_mean_what_they_say(sci, expor
     history = inter[inter["src"] == u_idx].sort_values("seq")
     seen_ids = products[history["dst"].to_numpy()].tolist()
 
+    top = rec.recommend(user, k=10)["product_id"].tolist()
     side = by_name["history_and_recommendations"][1]
     assert [r["product"] for r in side if r["side"] == "INTERACTED"] == seen_ids  # the user's own history
-    assert [r["product"] for r in side if r["side"] == "RECOMMENDED"] == rec.recommend(user, k=10)["product_id"].tolist()
+    assert [r["product"] for r in side if r["side"] == "RECOMMENDED"] == top
     assert [r["product"] for r in by_name["user_history"][1]] == seen_ids[:50]
 
     brand_of = dict(zip(products[g.edges_of("HAS_BRAND")["src"]], g.nodes["Brand"]["name"].to_numpy()[g.edges_of("HAS_BRAND")["dst"]]))
@@ -269,11 +272,12 @@ def test_every_exploration_query_returns_rows_that_mean_what_they_say(sci, expor
     p_idx = int(np.flatnonzero(products == product)[0])
     shared = {brand_of.get(product), *cat_names[cats[cats["src"] == p_idx]["dst"]]} - {None}
     for r in by_name["why_recommended"][1]:
-        path = r["path"]
-        assert path.start_node["id"] == user and r["seen"] in seen_ids and r["seen"] != product
-        end = path.end_node
+        path = r["path"]  # Record.data(): [node, relationship, node, ...], nodes as property dicts
+        assert path[0]["id"] == user and path[2]["id"] == r["seen"] and r["seen"] in seen_ids and r["seen"] != product
+        end = path[-1]
         assert end.get("id") == product or end.get("name") in shared, (r["seen"], r["link"], r["via"])
-        assert r["rec"]["rank"] == r["rank"] and r["rec"].end_node["id"] == product  # the recommendation itself
+        assert r["rec"][1] == "RECOMMENDED"  # Record.data() of a relationship: (start, type, end)
+        assert r["rank"] == top.index(product) + 1  # the rank the model gave it
 
     similar = rec.similar(product, k=10)["product_id"].tolist()
     assert [r["product"] for r in by_name["similar_products"][1]] == similar
@@ -300,23 +304,30 @@ def test_every_exploration_query_returns_rows_that_mean_what_they_say(sci, expor
 def test_adding_a_file_adds_only_what_is_new(sci, tmp_path):
     g = sci["embedded"]
     users, products = g.nodes["User"]["id"].tolist(), g.nodes["Product"]["id"].tolist()
-    first = g.edges_of("INTERACTED").iloc[0]
-    old_row = f"{users[int(first['src'])]},{products[int(first['dst'])]},{int(first['timestamp'])},,"
-    more = tmp_path / "more.csv"
-    more.write_text("user_id,product_id,timestamp,event,weight\n"
-                    f"NEWUSER1,{products[0]},1500000000,purchase,1\n"
-                    f"{users[0]},{products[1]},1500000001,view,1\n" + old_row + "\n", encoding="utf-8")
+    header, old_row = (sci["dir"] / "interactions.csv").read_text(encoding="utf-8").splitlines()[:2]
+    more = tmp_path / "more.csv"  # a new user, a new interaction of a known user, and one already stored
+    inter = g.edges_of("INTERACTED")
+    unseen = sorted(set(range(len(products))) - set(inter[inter["src"] == 0]["dst"].tolist()))[0]
+    more.write_text("user_id,product_id\n" f"NEWUSER1,{products[0]}\n" f"{users[0]},{products[unseen]}\n",
+                    encoding="utf-8")
+    again = tmp_path / "again.csv"
+    again.write_text(header + "\n" + old_row + "\n", encoding="utf-8")
     before = _cypher_counts(sci["store"])
     out = tmp_path / "more.json"
     assert build_graph.main(["--interactions", str(more), "--store", str(sci["dir"] / "local"), "--quiet",
                              "--json", str(out), *_conn(sci["store"])]) == 0
     changes = json.loads(out.read_text())["changes"]
+    state = db_state(sci["store"])
+    assert build_graph.main(["--interactions", str(again), "--store", str(sci["dir"] / "local"), "--quiet",
+                             *_conn(sci["store"])]) == 0
+    assert db_state(sci["store"]) == state  # a row that is already stored adds nothing
     assert changes["nodes_created"] == 1 and changes["relationships_created"] == 2
     after = _cypher_counts(sci["store"])
     assert after["nodes"]["User"] == before["nodes"]["User"] + 1
     assert after["relationships"]["INTERACTED"] == before["relationships"]["INTERACTED"] + 2
     assert after["nodes"]["Product"] == before["nodes"]["Product"]
-    assert build_graph.main(["--interactions", str(more), "--store", str(sci["dir"] / "embedded"), "--quiet"]) == 0
+    for f in (more, again):
+        assert build_graph.main(["--interactions", str(f), "--store", str(sci["dir"] / "embedded"), "--quiet"]) == 0
     kg.assert_graphs_equal(sci["store"].load(), kg.EmbeddedStore(sci["dir"] / "embedded").load())
 
 
