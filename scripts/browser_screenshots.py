@@ -263,8 +263,9 @@ class NeoBrowser:
                     pass
                 setattr(self, thing, None)
 
-    # network: loopback only, and Bolt only to the server logged in to (Browser first tries the port the
-    # server advertises, which need not be the one it listens on)
+    # network: loopback only, and Bolt only to the server logged in to (Browser prefills its connect form
+    # from the address the server advertises: kg.neo4j_server advertises the port it listens on, another
+    # server need not, and the form is filled in anyway)
     def _only_loopback(self, route) -> None:
         url = route.request.url
         host = urlsplit(url).hostname or ""
@@ -285,6 +286,11 @@ class NeoBrowser:
         if response is None or not response.ok:
             raise BrowserError(f"{self.http_uri}/browser/ answered {response.status if response else 'nothing'}")
         self.page.get_by_test_id("boltaddress").wait_for()
+
+    def connect_form(self) -> str:
+        """What the connect form holds before it is filled in: scheme and address, e.g. neo4j://127.0.0.1:7687."""
+        return (self.page.get_by_test_id("bolt-scheme-select").input_value()
+                + self.page.get_by_test_id("boltaddress").input_value())
 
     def login(self, uri: str, password: str, user: str = "neo4j") -> None:
         """Fill in the connect form (Connect URL, user, password), connect, and wait until Browser says so."""
@@ -458,11 +464,9 @@ def main(argv: list[str] | None = None) -> int:
             if view == "graph":
                 nodes, types = frame.graph()
                 print(f"  {number} {example.title}: graph of {len(nodes)} nodes; relationships {types}")
-                if "RECOMMENDED" not in types:
-                    # Browser draws `rec` only beside both its nodes; the recommended product is one only when
-                    # a path ends at it (a product relation), not when the link is a shared brand or category
-                    print(f"  warning: the graph view of query {number} does not draw the RECOMMENDED relationship: "
-                          f"no path ends at {product_id}", file=sys.stderr)
+                if "RECOMMENDED" not in types:  # the query returns `rec` and `p`: Browser should draw both
+                    print(f"  warning: the graph view of query {number} does not draw the RECOMMENDED relationship "
+                          f"to {product_id}", file=sys.stderr)
                 if not nodes:
                     raise SystemExit(f"query {number} draws nothing for {values}: pick other ids")
             else:

@@ -94,6 +94,7 @@ def browser():
     with bs.NeoBrowser(http_uri, timeout_s=TIMEOUT_S) as nb:
         with _evidence(nb, "login"):
             nb.open()
+            nb.prefilled = nb.connect_form()  # before login fills it in
             nb.login(os.environ["NEO4J_URI"], os.environ["NEO4J_PASSWORD"],
                      os.environ.get("NEO4J_USERNAME", "neo4j"))
         yield nb
@@ -133,7 +134,10 @@ def _over_bolt(store, name: str) -> list[dict]:
 def test_browser_logs_in_through_the_connect_form(browser):
     stream = browser.page.get_by_test_id("stream").inner_text()
     assert "You are connected as user neo4j" in stream
-    assert os.environ["NEO4J_URI"].split("://", 1)[1] in stream  # the server it says it is connected to
+    address = os.environ["NEO4J_URI"].split("://", 1)[1]
+    assert address in stream  # the server it says it is connected to
+    # the form came prefilled with the Bolt address the server advertises: the port it really listens on
+    assert browser.prefilled.endswith("://" + address), browser.prefilled
     assert browser.errors_in_stream() == []
 
 
@@ -156,8 +160,13 @@ def test_why_recommended_in_the_graph_and_the_table(results_graph, browser):
         frame = browser.run_example(example)
         nodes, types = frame.graph()  # paths return nodes: Browser opens the graph view
         records = frame.records()
-    assert {"U2", "Rose Cream", "Lip Balm", "Acme"} <= set(nodes)
-    assert {"INTERACTED", "ALSO_BOUGHT", "HAS_BRAND"} <= set(types) and types["RECOMMENDED"] == 1
+    # U2, what they interacted with (Rose Cream), the recommended product (Lip Balm, returned as `p`) and the
+    # brand both share: nothing else of the graph (not U2's other product, Shampoo)
+    assert sorted(nodes) == ["Acme", "Lip Balm", "Rose Cream", "U2"]
+    # the returned `rec` and the paths' links; "connect result nodes" (Browser's default) adds the relationships
+    # between drawn nodes that no row returns: Lip Balm's own HAS_BRAND to Acme and the exported SIMILAR_TO
+    # both ways between the two products
+    assert types == {"RECOMMENDED": 1, "INTERACTED": 1, "ALSO_BOUGHT": 1, "HAS_BRAND": 2, "SIMILAR_TO": 2}
     assert sorted((r["rank"], r["seen"], r["seen_title"], r["link"], r["via"]) for r in records) == [
         (1, "B0001", "Rose Cream", "ALSO_BOUGHT", "Lip Balm"), (1, "B0001", "Rose Cream", "HAS_BRAND", "Acme")]
     assert browser.errors_in_stream() == []
