@@ -24,9 +24,12 @@ from .schema import (HAS_BRAND, IN_CATEGORY, INTERACTED, NODE_LABELS, NODE_PROPE
                      check_rel_type)
 
 __all__ = [
-    "META_LABEL", "NODE_KEY", "NODE_INDEX", "ORD", "REL_ORDER", "REL_KEYS",
-    "constraint", "schema_statements", "upsert_nodes", "merge_relationships", "delete_relationships",
-    "max_order", "read_nodes", "read_relationships", "delete_nodes",
+    "META_LABEL", "NODE_KEY", "NODE_INDEX", "ORD", "REL_ORDER", "REL_KEYS", "NODE_WRITE_PROPERTIES",
+    "REL_WRITE_PROPERTIES",
+    "constraint", "schema_statements", "upsert_nodes", "create_nodes", "merge_relationships",
+    "create_relationships", "delete_relationships",
+    "max_order", "read_nodes", "read_relationships", "delete_nodes", "delete_all_relationships",
+    "delete_all_output",
     "ANY_GRAPH_NODE", "READ_META", "WRITE_META", "DELETE_META", "EXPLORE", "EXPLORE_EXAMPLE_PARAMS",
     "VECTOR_INDEX", "EMBEDDING", "EMBEDDING_MODEL", "MAX_VECTOR_DIMENSIONS", "VECTOR_SIMILARITIES",
     "check_dimensions", "vector_index", "output_model_index", "output_schema_statements",
@@ -65,12 +68,40 @@ def schema_statements() -> list[str]:
 
 
 # --- writes --------------------------------------------------------------------------------------------
+# Properties each write sets, besides the key(s) in the MERGE / CREATE pattern: a node's `idx` and its
+# label's properties; INTERACTED's non-key properties; `ord` on every other relationship type. They are
+# set one by one (`SET n.p = row.props.p`), not with `SET n += row.props`: a map could hold any key,
+# the key in the pattern included, so the planner would put an Eager (all rows of the batch
+# materialised before the first is written) in front of every `+=`.
+NODE_WRITE_PROPERTIES: dict[str, tuple[str, ...]] = {
+    label: (NODE_INDEX, *NODE_PROPERTIES[label]) for label in NODE_LABELS}
+REL_WRITE_PROPERTIES: dict[str, tuple[str, ...]] = {
+    t: (tuple(p for p in spec.properties if p not in REL_KEYS[t]) if t == INTERACTED else (ORD,))
+    for t, spec in REL_SPECS.items()}
+
+
+def _set_props(var: str, props: tuple[str, ...]) -> str:
+    """`SET v.p = row.props.p, ...` over allow-listed property names (a null, or a missing key, removes p)."""
+    return "SET " + ", ".join(f"{var}.{p} = row.props.{p}" for p in props) if props else ""
+
+
 def upsert_nodes(label: str) -> str:
-    """Create or update nodes. `$rows`: [{id, props}]; a null in `props` removes that property."""
+    """Create or update nodes. `$rows`: [{id, props}]; `props` holds `idx` and the label's properties,
+    and a null in it removes that property."""
     check_label(label)
     return (f"UNWIND $rows AS row "
             f"MERGE (n:{label} {{{NODE_KEY}: row.id}}) "
-            f"SET n += row.props")
+            f"{_set_props('n', NODE_WRITE_PROPERTIES[label])}")
+
+
+def create_nodes(label: str) -> str:
+    """Create nodes, for the first write into a database that holds no knowledge graph (the rows of
+    `upsert_nodes`; no lookup before each create). The uniqueness constraint on `id` refuses a second
+    node with the same id, so this can never duplicate one."""
+    check_label(label)
+    return (f"UNWIND $rows AS row "
+            f"CREATE (n:{label} {{{NODE_KEY}: row.id}}) "
+            f"{_set_props('n', NODE_WRITE_PROPERTIES[label])}")
 
 
 def _endpoints(rel_type: str) -> tuple[str, str]:
@@ -94,7 +125,20 @@ def merge_relationships(rel_type: str) -> str:
             f"MATCH (a:{src} {{{NODE_KEY}: row.src_id}}) "
             f"MATCH (b:{dst} {{{NODE_KEY}: row.dst_id}}) "
             f"MERGE (a)-[r:{rel_type}{_key_map(rel_type)}]->(b) "
-            f"SET r += row.props")
+            f"{_set_props('r', REL_WRITE_PROPERTIES[rel_type])}")
+
+
+def create_relationships(rel_type: str) -> str:
+    """Create relationships (the rows of `merge_relationships`) without first looking for an equal one:
+    only for the first write into a database that holds no knowledge graph, where none can exist.
+    A MERGE has to walk the relationships of one end node (the less connected one) before each
+    create, which on products with thousands of ALSO_BOUGHT neighbours is most of the cost of a load."""
+    src, dst = _endpoints(rel_type)
+    return (f"UNWIND $rows AS row "
+            f"MATCH (a:{src} {{{NODE_KEY}: row.src_id}}) "
+            f"MATCH (b:{dst} {{{NODE_KEY}: row.dst_id}}) "
+            f"CREATE (a)-[r:{rel_type}{_key_map(rel_type)}]->(b) "
+            f"{_set_props('r', REL_WRITE_PROPERTIES[rel_type])}")
 
 
 def delete_relationships(rel_type: str) -> str:
@@ -116,6 +160,20 @@ def delete_nodes(label: str) -> str:
     """Delete up to `$batch` nodes of a label with their relationships; returns `deleted` (repeat until 0)."""
     check_label(label)
     return f"MATCH (n:{label}) WITH n LIMIT $batch DETACH DELETE n RETURN count(*) AS deleted"
+
+
+def delete_all_relationships(rel_type: str) -> str:
+    """Delete up to `$batch` relationships of a graph type; returns `deleted` (repeat until 0). `clear()`
+    empties each type this way before deleting nodes: a DETACH DELETE of a batch of well-connected products
+    would otherwise delete millions of relationships in one transaction."""
+    check_rel_type(rel_type)
+    return f"MATCH ()-[r:{rel_type}]->() WITH r LIMIT $batch DELETE r RETURN count(*) AS deleted"
+
+
+def delete_all_output(output_type: str) -> str:
+    """`delete_all_relationships` for an output type (every model version, and those written by hand)."""
+    check_output_rel_type(output_type)
+    return f"MATCH ()-[r:{output_type}]->() WITH r LIMIT $batch DELETE r RETURN count(*) AS deleted"
 
 
 # --- reads ---------------------------------------------------------------------------------------------
@@ -345,7 +403,7 @@ EXPLORE_RESULTS: dict[str, str] = {
         f"MATCH path = (u)-[:INTERACTED]->(seen:Product)-[link:{_EXPLAIN_TYPES}]-(via)\n"
         f"WHERE seen <> p AND (via = p OR (via)<-[:{HAS_BRAND}|{IN_CATEGORY}]-(p))\n"
         "RETURN rec.rank AS rank, seen.id AS seen, seen.title AS seen_title, type(link) AS link,\n"
-        "       coalesce(via.name, via.title) AS via, path, rec\n"
+        "       coalesce(via.name, via.title) AS via, path, rec, p\n"
         "LIMIT $k"),
     # A product's nearest products as the model wrote them (SIMILAR_TO, best first).
     "similar_products": (

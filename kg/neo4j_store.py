@@ -5,7 +5,8 @@ Neo4j can be the source of truth) and `write(graph, delta)` writes what the `Del
 changed: upserted nodes, deleted relationships, then created relationships, each in batched
 `UNWIND $rows ... MERGE` statements (one managed transaction per batch). Every statement is MERGE or
 an exact-match DELETE, so writing the same delta twice changes nothing and a write interrupted half
-way is completed by running the build again.
+way is completed by running the build again. The one exception is the first write into a database
+without a knowledge graph, which CREATEs (nothing can be there to match; see `write`).
 
 The delta only says *which* nodes and relationships to touch; their values, node indices and edge
 order are taken from `graph`, the in-memory truth after the build. All Cypher lives in `kg.cypher`.
@@ -199,7 +200,11 @@ class Neo4jStore:
         if self._driver is None:
             self._driver = neo4j.GraphDatabase.driver(cfg.uri, auth=(cfg.user, cfg.password),
                                                       connection_timeout=cfg.connect_timeout_s,
-                                                      max_transaction_retry_time=cfg.retry_time_s)
+                                                      max_transaction_retry_time=cfg.retry_time_s,
+                                                      # an empty database has none of our labels yet: no
+                                                      # "unknown label" warning per read
+                                                      notifications_disabled_classifications=[
+                                                          neo4j.NotificationDisabledClassification.UNRECOGNIZED])
             self._owns_driver = True
         wait, last = cfg.retry_wait_s, None
         for attempt in range(1, cfg.max_retries + 1):
@@ -295,19 +300,25 @@ class Neo4jStore:
         """Write what `delta` changed (all of `graph` when `delta` is None); returns False, writing
         nothing, when the delta is empty and the database already holds a graph.
 
-        The server's counters are kept in `last_counters`.
+        The first write into a database that holds no knowledge graph CREATEs its nodes and
+        relationships instead of MERGEing them: there is nothing to find, and the uniqueness
+        constraints refuse a duplicate node. Every later write MERGEs, so writing again (or re-running
+        a first load that was interrupted half way) never creates anything twice. Rows are built one
+        batch ahead, while the server works on the current one. The server's counters are kept in
+        `last_counters`.
         """
         self.last_counters = WriteCounters()
-        if delta is not None and not any(vars(delta.changes).values()) and self.exists():
+        first_load = not self.exists()
+        if delta is not None and not any(vars(delta.changes).values()) and not first_load:
             return False
         self.ensure_schema()
-        steps = list(self._plan(graph, delta))
-        bar = tqdm(total=sum(len(rows) for _, _, rows in steps), desc="write Neo4j", unit="row",
+        steps = list(self._plan(graph, delta, first_load=first_load))
+        bar = tqdm(total=sum(n for _, _, n, _ in steps), desc="write Neo4j", unit="row",
                    disable=not self.show_progress)
         try:
-            for name, statement, rows in steps:
+            for name, statement, _, batches in steps:
                 bar.set_postfix_str(name)
-                for batch in _batches(rows, self.config.batch_size):
+                for batch in _prefetch(batches):
                     self.last_counters.add(self._run(statement, {"rows": batch}).summary.counters)
                     bar.update(len(batch))
         finally:
@@ -318,15 +329,14 @@ class Neo4jStore:
         return True
 
     def clear(self) -> int:
-        """Delete every knowledge-graph node (and its relationships) and the meta node, in batches.
-        Nodes of other labels are left alone. Returns the number of nodes deleted."""
-        deleted = 0
-        for label in NODE_LABELS:
-            while True:
-                n = self._run(cypher.delete_nodes(label), {"batch": self.config.batch_size}).records[0]["deleted"]
-                deleted += n
-                if n == 0:
-                    break
+        """Delete every knowledge-graph node (and its relationships) and the meta node, in batches:
+        relationships first, type by type (a batch of products can hold millions), then the nodes. Nodes of
+        other labels are left alone. Returns the number of nodes deleted."""
+        for t in REL_TYPES:
+            self._repeat(cypher.delete_all_relationships(t), {}, "deleted")
+        for t in OUTPUT_REL_TYPES:
+            self._repeat(cypher.delete_all_output(t), {}, "deleted")
+        deleted = sum(self._repeat(cypher.delete_nodes(label), {}, "deleted") for label in NODE_LABELS)
         self._run(cypher.DELETE_META)
         return deleted
 
@@ -428,30 +438,37 @@ class Neo4jStore:
             if n == 0:
                 return total
 
-    def _plan(self, graph: KnowledgeGraph, delta: Delta | None) -> Iterator[tuple[str, str, list[dict]]]:
-        """(name, statement, rows) in write order: nodes, deleted relationships, created relationships."""
+    def _plan(self, graph: KnowledgeGraph, delta: Delta | None, *, first_load: bool = False
+              ) -> Iterator[tuple[str, str, int, Iterator[list[dict]]]]:
+        """(name, statement, row count, batches) in write order: nodes, deleted relationships, created
+        relationships. Each batch (at most `batch_size` rows) is built when it is taken, so only the
+        row positions of a step are held, not its rows. `first_load`: CREATE instead of MERGE."""
+        size = self.config.batch_size
         for label in NODE_LABELS:
             ids = None if delta is None else delta.nodes.get(label)
             if ids is None and delta is not None:
                 continue
-            rows = node_rows(graph, label, None if ids is None else ids["id"])
-            if rows:
-                yield label, cypher.upsert_nodes(label), rows
+            idx = node_indices(graph, label, None if ids is None else ids["id"])
+            if len(idx):
+                statement = cypher.create_nodes(label) if first_load else cypher.upsert_nodes(label)
+                yield label, statement, len(idx), _in_batches(_node_batch, graph, label, idx, size)
         if delta is not None:
             for t in REL_TYPES:
                 if t in delta.deleted:
                     rows = deleted_rows(graph, t, delta.deleted[t])
                     if rows:
-                        yield f"-{t}", cypher.delete_relationships(t), rows
+                        yield f"-{t}", cypher.delete_relationships(t), len(rows), _batches(rows, size)
         for t in REL_TYPES:
             created = None if delta is None else delta.created.get(t)
             if created is None and delta is not None:
                 continue
+            pos = relationship_positions(graph, t, created)
+            if not len(pos):
+                continue
             # appended edges continue after the stored ones (INTERACTED is ordered by its own seq)
             first = self._next_order(t) if created is not None and t != INTERACTED else 0
-            rows = relationship_rows(graph, t, created, first)
-            if rows:
-                yield t, cypher.merge_relationships(t), rows
+            statement = cypher.create_relationships(t) if first_load else cypher.merge_relationships(t)
+            yield t, statement, len(pos), _in_batches(_relationship_batch, graph, t, pos, size, first)
 
     def _next_order(self, rel_type: str) -> int:
         top = self._run(cypher.max_order(rel_type), read=True).records[0]["max_order"]
@@ -468,20 +485,46 @@ def _column(s: pd.Series) -> list:
 
 
 def _records(columns: dict[str, list]) -> list[dict]:
-    keys = list(columns)
-    return [dict(zip(keys, vals)) for vals in zip(*columns.values())] if keys else []
+    """One dict per row of equally long columns. Up to five keys with a dict display, which builds a
+    row about twice as fast as dict(zip(keys, values)) (a first load sends millions of rows)."""
+    keys, values = list(columns), list(columns.values())
+    if not keys:
+        return []
+    if len(keys) == 1:
+        (a,), (va,) = keys, values
+        return [{a: x} for x in va]
+    if len(keys) == 2:
+        a, b = keys
+        return [{a: x, b: y} for x, y in zip(*values)]
+    if len(keys) == 3:
+        a, b, c = keys
+        return [{a: x, b: y, c: z} for x, y, z in zip(*values)]
+    if len(keys) == 4:
+        a, b, c, d = keys
+        return [{a: x, b: y, c: z, d: w} for x, y, z, w in zip(*values)]
+    if len(keys) == 5:
+        a, b, c, d, e = keys
+        return [{a: x, b: y, c: z, d: w, e: v} for x, y, z, w, v in zip(*values)]
+    return [dict(zip(keys, vals)) for vals in zip(*values)]
+
+
+def node_indices(graph: KnowledgeGraph, label: str, ids: pd.Series | None = None) -> np.ndarray:
+    """Sorted node indices of the nodes `ids` (all when None)."""
+    if ids is None:
+        return np.arange(len(graph.nodes[label]), dtype=np.int64)
+    return np.unique(graph.id_map(label).indices(pd.unique(pd.Series(ids, dtype=object))))
+
+
+def _node_batch(graph: KnowledgeGraph, label: str, idx: np.ndarray, start: int = 0) -> list[dict]:
+    """`[{id, props}]` for the node indices `idx`; props include `idx`."""
+    sub = graph.nodes[label].iloc[idx]
+    props = {cypher.NODE_INDEX: idx.tolist(), **{p: _column(sub[p]) for p in NODE_PROPERTIES[label]}}
+    return _records({"id": sub[cypher.NODE_KEY].tolist(), "props": _records(props)})
 
 
 def node_rows(graph: KnowledgeGraph, label: str, ids: pd.Series | None = None) -> list[dict]:
     """`[{id, props}]` for the nodes `ids` (all when None), in index order; props include `idx`."""
-    table = graph.nodes[label]
-    if ids is None:
-        idx = np.arange(len(table), dtype=np.int64)
-    else:
-        idx = np.unique(graph.id_map(label).indices(pd.unique(pd.Series(ids, dtype=object))))
-    sub = table.iloc[idx]
-    props = {cypher.NODE_INDEX: idx.tolist(), **{p: _column(sub[p]) for p in NODE_PROPERTIES[label]}}
-    return [{"id": i, "props": p} for i, p in zip(sub[cypher.NODE_KEY].tolist(), _records(props))]
+    return _node_batch(graph, label, node_indices(graph, label, ids))
 
 
 def _positions(graph: KnowledgeGraph, rel_type: str, rows: pd.DataFrame) -> np.ndarray:
@@ -497,19 +540,19 @@ def _positions(graph: KnowledgeGraph, rel_type: str, rows: pd.DataFrame) -> np.n
     return np.where((src >= 0) & (dst >= 0), pos, -1)
 
 
-def relationship_rows(graph: KnowledgeGraph, rel_type: str, created: pd.DataFrame | None = None,
-                      first_order: int = 0) -> list[dict]:
-    """`[{src_id, dst_id, [seq,] props}]` for the created relationships still in `graph` (all when None),
-    in table order. Non-INTERACTED types get `ord` = first_order, first_order + 1, ... in that order."""
-    table = graph.edges_of(rel_type)
+def relationship_positions(graph: KnowledgeGraph, rel_type: str, created: pd.DataFrame | None = None) -> np.ndarray:
+    """Sorted positions in graph.edges[rel_type] of the created relationships still in `graph` (all when None)."""
     if created is None:
-        pos = np.arange(len(table), dtype=np.int64)
-    else:
-        pos = np.unique(_positions(graph, rel_type, created))
-        pos = pos[pos >= 0]
-    if not len(pos):
-        return []
-    sub = table.iloc[pos]
+        return np.arange(len(graph.edges_of(rel_type)), dtype=np.int64)
+    pos = np.unique(_positions(graph, rel_type, created))
+    return pos[pos >= 0]
+
+
+def _relationship_batch(graph: KnowledgeGraph, rel_type: str, pos: np.ndarray, start: int = 0,
+                        first_order: int = 0) -> list[dict]:
+    """`[{src_id, dst_id, [seq,] props}]` for the table rows `pos`, the `start`-th and later of a write:
+    non-INTERACTED types get `ord` = first_order + start, first_order + start + 1, ..."""
+    sub = graph.edges_of(rel_type).iloc[pos]
     spec = REL_SPECS[rel_type]
     cols: dict[str, list] = {
         "src_id": graph.nodes[spec.src]["id"].to_numpy()[sub["src"].to_numpy()].tolist(),
@@ -521,9 +564,17 @@ def relationship_rows(graph: KnowledgeGraph, rel_type: str, created: pd.DataFram
     if rel_type == INTERACTED:
         props = {p: _column(sub[p]) for p in spec.properties if p not in keys}
     else:
-        props = {cypher.ORD: list(range(first_order, first_order + len(sub)))}
+        props = {cypher.ORD: list(range(first_order + start, first_order + start + len(sub)))}
     cols["props"] = _records(props)
     return _records(cols)
+
+
+def relationship_rows(graph: KnowledgeGraph, rel_type: str, created: pd.DataFrame | None = None,
+                      first_order: int = 0) -> list[dict]:
+    """`[{src_id, dst_id, [seq,] props}]` for the created relationships still in `graph` (all when None),
+    in table order. Non-INTERACTED types get `ord` = first_order, first_order + 1, ... in that order."""
+    pos = relationship_positions(graph, rel_type, created)
+    return _relationship_batch(graph, rel_type, pos, 0, first_order) if len(pos) else []
 
 
 def deleted_rows(graph: KnowledgeGraph, rel_type: str, deleted: pd.DataFrame) -> list[dict]:
@@ -539,6 +590,29 @@ def deleted_rows(graph: KnowledgeGraph, rel_type: str, deleted: pd.DataFrame) ->
 def _batches(rows: list[dict], size: int) -> Iterator[list[dict]]:
     for start in range(0, len(rows), size):
         yield rows[start:start + size]
+
+
+def _in_batches(build: Any, graph: KnowledgeGraph, name: str, positions: np.ndarray, size: int,
+                *extra: Any) -> Iterator[list[dict]]:
+    """`build(graph, name, positions[start:start + size], start, *extra)` for start = 0, size, 2 size, ..."""
+    for start in range(0, len(positions), size):
+        yield build(graph, name, positions[start:start + size], start, *extra)
+
+
+def _prefetch(batches: Iterator[list[dict]]) -> Iterator[list[dict]]:
+    """The batches of `batches`, each built in a worker thread while the previous one is at the server
+    (the driver waits for the server's answer without holding the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    it = iter(batches)
+    with ThreadPoolExecutor(1, thread_name_prefix="kg-write-rows") as pool:
+        pending = pool.submit(next, it, None)
+        while True:
+            batch = pending.result()
+            if batch is None:
+                return
+            pending = pool.submit(next, it, None)
+            yield batch
 
 
 # --- read-back -----------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import neo4j
-from neo4j.exceptions import ServiceUnavailable
+from neo4j.exceptions import ConstraintError, ServiceUnavailable
 
 import kg
 from kg import cypher
@@ -77,15 +77,23 @@ class FakeDriver:
         self.handlers = {}
         for s in cypher.schema_statements():
             self.handlers[s] = ("schema", None)
+        # the first-load CREATE statements act like the MERGE ones, but refuse what already exists
+        # (Neo4j: a duplicate id breaks the uniqueness constraint; a duplicate relationship would be a bug)
+        self.create_statements: set[str] = set()
         for label in NODE_LABELS:
             self.handlers[cypher.upsert_nodes(label)] = ("upsert", label)
+            self.handlers[cypher.create_nodes(label)] = ("upsert", label)
+            self.create_statements.add(cypher.create_nodes(label))
             self.handlers[cypher.read_nodes(label)] = ("read_nodes", label)
             self.handlers[cypher.delete_nodes(label)] = ("delete_nodes", label)
         for t in REL_TYPES:
             self.handlers[cypher.merge_relationships(t)] = ("merge", t)
+            self.handlers[cypher.create_relationships(t)] = ("merge", t)
+            self.create_statements.add(cypher.create_relationships(t))
             self.handlers[cypher.delete_relationships(t)] = ("delete", t)
             self.handlers[cypher.read_relationships(t)] = ("read_rels", t)
             self.handlers[cypher.max_order(t)] = ("max_order", t)
+            self.handlers[cypher.delete_all_relationships(t)] = ("delete_all", t)
         for k in ("ANY_GRAPH_NODE", "READ_META", "WRITE_META", "DELETE_META", "DROP_VECTOR_INDEX", "SHOW_INDEXES",
                   "AWAIT_INDEX", "SET_EMBEDDINGS", "CLEAR_OTHER_EMBEDDINGS"):
             self.handlers[getattr(cypher, k)] = (k, None)
@@ -95,6 +103,7 @@ class FakeDriver:
             self.handlers[cypher.prune_output(t)] = ("prune_output", t)
             self.handlers[cypher.output_models(t)] = ("output_models", t)
             self.handlers[cypher.delete_output_model(t)] = ("delete_output_model", t)
+            self.handlers[cypher.delete_all_output(t)] = ("delete_all", t)
 
     def _handler(self, query):
         m = re.search(r"`vector\.dimensions`: (\d+), `vector\.similarity_function`: '(\w+)'", query)
@@ -117,12 +126,23 @@ class FakeDriver:
         self.calls.append(SimpleNamespace(kind=kind, name=name, query=query_, params=parameters_,
                                           routing=routing_, database=database_))
         counters = _Counters()
+        if query_ in self.create_statements:
+            self._refuse_existing(kind, name, parameters_ or {})
         records = getattr(self, f"_{kind.lower()}")(name, parameters_ or {}, counters)
         if result_transformer_ is not None:
             return result_transformer_(_Result(records))
         return SimpleNamespace(records=records, summary=SimpleNamespace(counters=counters))
 
     # statement semantics
+    def _refuse_existing(self, kind, name, params):
+        if kind == "upsert":
+            dup = [r["id"] for r in params["rows"] if r["id"] in self.nodes[name]]
+            if dup:
+                raise ConstraintError(f"Node already exists with label `{name}` and property `id` = {dup[0]!r}")
+        else:
+            dup = [self._key(name, r) for r in params["rows"] if self._key(name, r) in self.rels[name]]
+            assert not dup, f"CREATE of {name} relationships that exist already: {dup[:3]}"
+
     def _schema(self, name, params, c):
         for label in NODE_LABELS:  # each uniqueness constraint comes with an index of its name
             self.indexes.setdefault(f"{label.lower()}_id", {"name": f"{label.lower()}_id", "type": "RANGE",
@@ -262,6 +282,13 @@ class FakeDriver:
             row.update({p: r.get(p) for p in spec.properties})
             rows.append((r.get(order), row))
         return [row for _, row in sorted(rows, key=lambda x: (x[0] is None, x[0] or 0))]
+
+    def _delete_all(self, t, params, c):
+        keys = list(self.rels[t])[: params["batch"]]
+        for k in keys:
+            del self.rels[t][k]
+        c.relationships_deleted += len(keys)
+        return [{"deleted": len(keys)}]
 
     def _delete_nodes(self, label, params, c):
         ids = list(self.nodes[label])[: params["batch"]]

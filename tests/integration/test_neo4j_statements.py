@@ -8,6 +8,8 @@ from live_neo4j import live_store, neo4j_config, require_server  # noqa: F401  (
 
 require_server()
 
+import neo4j  # noqa: E402
+
 from kg import cypher  # noqa: E402
 from kg.schema import INTERACTED, NODE_LABELS, REL_SPECS, REL_TYPES  # noqa: E402
 
@@ -22,6 +24,9 @@ def _q(store, statement, **params):
 def test_node_statements(live_store, label):
     live_store.ensure_schema()
     rows = [{"id": f"{label}-{i}", "props": {"idx": i}} for i in range(3)]
+    _q(live_store, cypher.create_nodes(label), rows=rows[:1])  # the first load's CREATE
+    with pytest.raises(neo4j.exceptions.ConstraintError):  # the uniqueness constraint refuses a second one
+        _q(live_store, cypher.create_nodes(label), rows=rows[:1])
     _q(live_store, cypher.upsert_nodes(label), rows=rows)
     _q(live_store, cypher.upsert_nodes(label), rows=rows)  # MERGE on the id: no duplicates
     got = _q(live_store, cypher.read_nodes(label))
@@ -49,7 +54,8 @@ def test_relationship_statements(live_store, rel_type):
         return r
 
     rows = [row("a", "c", 0), row("b", "d", 1), row("a", "d", 2)]
-    _q(live_store, cypher.merge_relationships(rel_type), rows=rows)
+    _q(live_store, cypher.create_relationships(rel_type), rows=rows[:1])  # the first load's CREATE
+    _q(live_store, cypher.merge_relationships(rel_type), rows=rows)  # finds the created one
     _q(live_store, cypher.merge_relationships(rel_type), rows=rows)  # idempotent
     assert _q(live_store, cypher.max_order(rel_type))[0]["max_order"] == 2
     got = _q(live_store, cypher.read_relationships(rel_type))
