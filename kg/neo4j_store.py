@@ -222,7 +222,7 @@ class Neo4jStore:
                     wait *= 2
         raise Neo4jConnectionError(
             f"cannot reach Neo4j at {cfg.uri} after {cfg.max_retries} attempts ({type(last).__name__}: {last}). "
-            f"Is the server running (`docker compose up -d`, see docs/neo4j.md)? {_ENV_HINT}") from last
+            f"Is the server running (`make neo4j` or `docker compose up -d`, see docs/neo4j.md)? {_ENV_HINT}") from last
 
     def close(self) -> None:
         if self._driver is not None and self._owns_driver:

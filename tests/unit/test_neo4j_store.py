@@ -101,7 +101,7 @@ def test_unreachable_server_gives_clear_error_after_bounded_retries(monkeypatch)
     driver = FakeDriver(connect_failures=10**6)
     store = Neo4jStore(_config(max_retries=4, retry_wait_s=0.5), driver=driver)
     with pytest.raises(Neo4jConnectionError, match=r"cannot reach Neo4j at bolt://localhost:7687 after 4 attempts"
-                                                   r".*docker compose up -d.*NEO4J_URI.*NEO4J_PASSWORD"):
+                                                   r".*make neo4j.*docker compose up -d.*NEO4J_URI.*NEO4J_PASSWORD"):
         store.connect()
     assert driver.connect_attempts == 4
     assert waits == [0.5, 1.0, 2.0]  # exponential backoff, no wait after the last attempt
