@@ -1,4 +1,10 @@
-"""Fusion layer, losses, training, the fusion recommender, evaluation harness and baselines.
+"""The fusion recommender in three rooms, imports pointing one way (kg -> gnn, text -> core -> the other two):
+
+- the model core, here: config, fusion layer (`model`), losses, training data (`data`), training (`trainer`),
+  the item-item term, metrics, and `FusionRecommender` behind the `RankingModel` interface;
+- `fusion.evaluation`: leak-free splits, the fit/evaluate runner, reports, and `fusion.evaluation.baselines`;
+- `fusion.serving`: the query API (`Recommender`) with its top-k/ANN indexes, snapshot, catalog filters, search,
+  explanations and cold start.
 
 `import fusion` is light; torch and the model load on first use of a name.
 """
@@ -9,7 +15,7 @@ from typing import Any
 
 __all__ = [
     "FusionConfig", "LossConfig", "TrainConfig", "ItemItemConfig", "ABLATIONS", "FusionModel", "FusionRecommender",
-    "ItemItemHead",
+    "ItemItemHead", "RankingModel", "TrainData", "interaction_matrix",
     "info_nce_loss", "bpr_loss", "softmax_preference_loss", "kg_path_loss", "l2_regularization",
     "train_model", "TrainState",
     "ExactIndex", "FaissIndex", "ANNConfig",
@@ -19,14 +25,15 @@ __all__ = [
 _WHERE = {
     "FusionConfig": "config", "LossConfig": "config", "TrainConfig": "config", "ABLATIONS": "config",
     "ItemItemConfig": "config", "ItemItemHead": "item_item",
-    "FusionModel": "model", "FusionRecommender": "recommender",
+    "FusionModel": "model", "FusionRecommender": "recommender", "RankingModel": "ranking_model",
+    "TrainData": "data", "interaction_matrix": "data",
     "info_nce_loss": "losses", "bpr_loss": "losses", "softmax_preference_loss": "losses",
     "kg_path_loss": "losses", "l2_regularization": "losses",
     "train_model": "trainer", "TrainState": "trainer",
-    "ExactIndex": "topk", "FaissIndex": "ann", "ANNConfig": "ann",
-    # the query API (fusion.baselines.base.Recommender is the evaluation interface, a different class)
-    "Recommender": "query", "UnknownUserWarning": "query", "Explanation": "results", "UnknownIdError": "results",
-    "SearchBlend": "search",
+    # the query API (fusion.serving)
+    "ExactIndex": "serving.topk", "FaissIndex": "serving.ann", "ANNConfig": "serving.ann",
+    "Recommender": "serving.query", "UnknownUserWarning": "serving.query", "Explanation": "serving.results",
+    "UnknownIdError": "serving.results", "SearchBlend": "serving.search",
 }
 
 

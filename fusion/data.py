@@ -1,19 +1,93 @@
-"""Training data for the fusion model: item columns, time-ordered user histories, example and path sampling.
+"""Training data: what a model may see at training time (`TrainData`: the training graph, its interaction
+matrix and item columns), time-ordered user histories, and KG path sampling for the fusion model.
 
 Everything here is derived from a training graph (its INTERACTED table holds training rows only).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 import torch
 
+from kg.export import column_index, product_relation_pairs
 from kg.graph import KnowledgeGraph
-from kg.schema import HAS_BRAND, IN_CATEGORY, INTERACTED, PRODUCT, PRODUCT_RELATIONS, USER
+from kg.schema import HAS_BRAND, IN_CATEGORY, INTERACTED, PRODUCT, USER
 
-__all__ = ["Histories", "build_histories", "time_ordered", "csr_indptr", "PathSampler", "build_path_sampler"]
+__all__ = ["TrainData", "interaction_matrix", "Histories", "build_histories", "time_ordered",
+           "csr_indptr", "PathSampler", "build_path_sampler"]
 
+
+def interaction_matrix(interactions: pd.DataFrame, num_users: int, column_of: np.ndarray) -> sp.csr_matrix:
+    """Binary CSR [num_users, num_items] from INTERACTED rows (`src` user, `dst` product index).
+
+    `column_of[p]` is product p's column (-1 for products outside the catalog, which are dropped).
+    Repeated (user, item) pairs count once.
+    """
+    cols = column_of[interactions["dst"].to_numpy(dtype=np.int64)]
+    keep = cols >= 0
+    rows = interactions["src"].to_numpy(dtype=np.int64)[keep]
+    m = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (rows, cols[keep])),
+                      shape=(num_users, int(column_of.max(initial=-1)) + 1))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+@dataclass
+class TrainData:
+    """What a recommender may see at training time.
+
+    Args:
+        graph: the training graph: its INTERACTED table holds training interactions only (the leak guard).
+        user_items: binary CSR [num_users, num_items] of the same training interactions.
+        items: product index of each column (the recommendable catalog).
+        valid: optional CSR [num_users, num_items] of validation items, set only while tuning, for models
+            that stop early (BPR-MF, LightGCN). Never the test split.
+        seed: random seed for every model's initialisation and sampling.
+        cache_dir: where models may cache derived data (e.g. text embeddings); None = no cache.
+    """
+
+    graph: KnowledgeGraph
+    user_items: sp.csr_matrix
+    items: np.ndarray
+    valid: sp.csr_matrix | None = None
+    seed: int = 0
+    cache_dir: str | None = None
+    _column_of: np.ndarray | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_graph(cls, graph: KnowledgeGraph, valid: pd.DataFrame | None = None, seed: int = 0,
+                   cache_dir: str | None = None) -> "TrainData":
+        """Build from a training graph (see `KnowledgeGraph.with_interactions`) and optional validation rows."""
+        items = np.flatnonzero(graph.catalog_mask).astype(np.int64)
+        column_of = column_index(graph.num_nodes(PRODUCT), items)
+        n_users = graph.num_nodes(USER)
+        ui = interaction_matrix(graph.edges_of(INTERACTED), n_users, column_of)
+        ui.resize((n_users, len(items)))
+        v = None
+        if valid is not None:
+            v = interaction_matrix(valid, n_users, column_of)
+            v.resize((n_users, len(items)))
+        return cls(graph=graph, user_items=ui, items=items, valid=v, seed=seed, cache_dir=cache_dir,
+                   _column_of=column_of)
+
+    @property
+    def num_users(self) -> int:
+        return self.user_items.shape[0]
+
+    @property
+    def num_items(self) -> int:
+        return self.user_items.shape[1]
+
+    @property
+    def column_of(self) -> np.ndarray:
+        """Product index -> column (-1 outside the catalog)."""
+        if self._column_of is None:
+            self._column_of = column_index(self.graph.num_nodes(PRODUCT), self.items)
+        return self._column_of
 
 @dataclass
 class Histories:
@@ -151,14 +225,9 @@ def build_path_sampler(graph: KnowledgeGraph, column_of: np.ndarray) -> PathSamp
             if len(idx):
                 groups.append((name, indptr, idx))
     rows, cols = [], []
-    for rel in PRODUCT_RELATIONS:
-        e = graph.edges.get(rel)
-        if e is None or not len(e):
-            continue
-        a, b = column_of[e["src"].to_numpy(np.int64)], column_of[e["dst"].to_numpy(np.int64)]
-        keep = (a >= 0) & (b >= 0)
-        rows += [a[keep], b[keep]]
-        cols += [b[keep], a[keep]]
+    for _, a, b in product_relation_pairs(graph, column_of):
+        rows += [a, b]
+        cols += [b, a]
     if rows and sum(len(r) for r in rows):
         indptr, idx = _csr(np.concatenate(rows), np.concatenate(cols), n)
         groups.append(("related", indptr, idx))

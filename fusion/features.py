@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kg.export import products_frame
 from kg.graph import KnowledgeGraph
 from kg.schema import PRODUCT
 
@@ -17,7 +18,6 @@ def text_embeddings(graph: KnowledgeGraph, items: np.ndarray, encoder_name: str 
                     cache_dir: str | Path | None = None, show_progress: bool = True) -> torch.Tensor:
     """Frozen encoder embeddings [len(items), d_text] of the products' text (title, brand, categories,
     description), cached beside the store."""
-    from fusion.baselines.side_info import products_frame
     from text import EncoderConfig, TextEncoder, encode_products
 
     enc = TextEncoder(EncoderConfig(model_name_or_path=encoder_name) if encoder_name else EncoderConfig())

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from .metrics import ndcg_at_k, top_k as top_k_cols
+
 __all__ = ["ItemItemHead", "ease_weights", "prune_columns", "item_item_weights", "score_scale",
            "choose_item_item", "HEAD_FILE"]
 
@@ -156,8 +158,6 @@ def choose_item_item(model_scores: np.ndarray, user_items: sp.csr_matrix, users:
         valid: validation items [num_users, n_items].
     Returns (reg, weight, rows of {"reg", "weight", "valid_ndcg@10"}).
     """
-    from fusion.evaluation.metrics import ndcg_at_k, top_k as top_k_cols
-
     seen, rel = user_items[users], valid[users]
     k = min(10, model_scores.shape[1])
 

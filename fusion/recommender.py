@@ -1,7 +1,8 @@
-"""The fusion model behind the evaluation harness's `Recommender` interface (`fit` on a training graph,
-`score` users), so that it is measured exactly like every baseline."""
+"""The fusion model behind the `RankingModel` interface (`fit` on a training graph, `score` users), so that
+the evaluation harness measures it exactly like every baseline; `save` / `load` a trained model directory."""
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
@@ -11,19 +12,18 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from fusion.baselines.base import Recommender, TrainData
-
 from .config import FusionConfig
-from .data import Histories, build_histories, build_path_sampler
+from .data import Histories, TrainData, build_histories, build_path_sampler
 from .features import build_inputs, text_embeddings
 from .item_item import HEAD_FILE, ItemItemHead, choose_item_item, item_item_weights, score_scale
 from .model import FusionModel
+from .ranking_model import RankingModel
 from .trainer import TrainState, score_users, train_model, validation_users
 
 __all__ = ["FusionRecommender"]
 
 
-class FusionRecommender(Recommender):
+class FusionRecommender(RankingModel):
     """Trains a `FusionModel` and scores with it.
 
     Args:
@@ -65,6 +65,19 @@ class FusionRecommender(Recommender):
 
     def params(self) -> dict:
         return self.config.to_dict()
+
+    @property
+    def text_embeddings(self) -> torch.Tensor | None:
+        """float32 [num_items, d_text]: the frozen text embeddings the model scores with (None without text)."""
+        return self._text
+
+    def without_item_item(self, name: str = "fusion_no_item_item") -> "FusionRecommender":
+        """A copy of this trained model that scores with the network alone (the `fusion_no_item_item`
+        ablation: the term is added after training, so nothing is retrained); `fit` only re-binds it."""
+        rec = copy.copy(self)
+        rec.config = self.config.ablation(name)
+        rec.item_item_, rec.item_item_valid_, rec._pretrained = None, None, True
+        return rec
 
     def _text_for(self, data: TrainData) -> torch.Tensor | None:
         if not self.config.use_text:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from .config import FusionConfig
 from .data import Histories, PathSampler
+from .metrics import ndcg_at_k, top_k
 from .losses import bpr_loss, info_nce_loss, kg_path_loss, l2_regularization, softmax_preference_loss
 from .model import FusionModel
 
@@ -63,8 +64,6 @@ def evaluate_ndcg(model: FusionModel, text, hist: Histories, seen: sp.csr_matrix
                   k: int = 10, max_users: int = 10000, seed: int = 0) -> float:
     """Validation NDCG@k over users with validation items (a fixed sample of at most `max_users`, so that
     early stopping stays cheap on large catalogs); 0.0 when no user has a validation item."""
-    from fusion.evaluation.metrics import ndcg_at_k, top_k
-
     users = validation_users(valid, max_users, seed)
     if not len(users):
         return 0.0

@@ -1,18 +1,23 @@
-"""Views of a KnowledgeGraph for the other packages: torch_geometric HeteroData and networkx."""
+"""Views of a KnowledgeGraph for the other packages: torch_geometric HeteroData, networkx, and the products
+table with brand and category-path text (what the text encoder, the baselines and the query API read)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from .graph import KnowledgeGraph
-from .schema import INTERACTED, NODE_LABELS, PRODUCT, REL_SPECS
+from .schema import (BRAND, CATEGORY, CATEGORY_LEVEL_SEP, HAS_BRAND, IN_CATEGORY, INTERACTED, NODE_LABELS, PRODUCT,
+                     PRODUCT_RELATIONS, REL_SPECS, SUBCATEGORY_OF)
 
 if TYPE_CHECKING:  # heavy imports stay lazy
     import networkx as nx
     from torch_geometric.data import HeteroData
 
-__all__ = ["to_hetero_data", "to_networkx", "rev_type"]
+__all__ = ["to_hetero_data", "to_networkx", "rev_type", "column_index", "category_parents", "category_path",
+           "category_ancestors", "category_path_text", "product_brands", "product_leaves", "product_relation_pairs",
+           "products_frame"]
 
 
 def rev_type(rel_type: str) -> str:
@@ -81,3 +86,98 @@ def to_networkx(graph: KnowledgeGraph, rel_types: tuple[str, ...] | None = None)
         recs = e[props].to_dict("records") if props else [{}] * len(e)
         G.add_edges_from(((spec.src, s), (spec.dst, d), t, {"type": t, **r}) for s, d, r in zip(src, dst, recs))
     return G
+
+
+# --- products with their side information ------------------------------------------------------------------
+def column_index(num_products: int, items: np.ndarray) -> np.ndarray:
+    """int64 [num_products]: product index -> its position (column) in `items`, -1 for products not in it."""
+    column_of = np.full(num_products, -1, dtype=np.int64)
+    column_of[items] = np.arange(len(items))
+    return column_of
+
+
+def category_parents(graph: KnowledgeGraph) -> np.ndarray:
+    """int64 [num_categories]: each category's parent index (SUBCATEGORY_OF), -1 for a root."""
+    parent = np.full(graph.num_nodes(CATEGORY), -1, dtype=np.int64)
+    sub = graph.edges_of(SUBCATEGORY_OF)
+    parent[sub["src"].to_numpy(dtype=np.int64)] = sub["dst"].to_numpy(dtype=np.int64)
+    return parent
+
+
+def category_path(parent: np.ndarray, category: int) -> list[int]:
+    """Category indices from the root down to `category` (a cycle in `parent` ends the walk)."""
+    path, c = [], int(category)
+    while c >= 0 and c not in path:
+        path.append(c)
+        c = int(parent[c])
+    return path[::-1]
+
+
+def category_ancestors(graph: KnowledgeGraph) -> list[list[int]]:
+    """For each category index, the path of category indices from the root down to it."""
+    parent = category_parents(graph)
+    return [category_path(parent, c) for c in range(len(parent))]
+
+
+def category_path_text(paths: list[list[int]], names: np.ndarray) -> str:
+    """Root-to-leaf paths as text: levels joined by " > ", several paths by " | " ("" for none)."""
+    return " | ".join(CATEGORY_LEVEL_SEP.join(str(names[a]) for a in path) for path in paths)
+
+
+def product_brands(graph: KnowledgeGraph, column_of: np.ndarray) -> np.ndarray:
+    """int64 [num_columns]: the brand index of each product column (-1 = none); the first HAS_BRAND edge wins."""
+    brand = np.full(int(column_of.max(initial=-1)) + 1, -1, dtype=np.int64)
+    hb = graph.edges_of(HAS_BRAND)
+    c = column_of[hb["src"].to_numpy(np.int64)]
+    ok = c >= 0
+    brand[c[ok][::-1]] = hb["dst"].to_numpy(np.int64)[ok][::-1]  # reversed: the first edge is written last
+    return brand
+
+
+def product_leaves(graph: KnowledgeGraph, column_of: np.ndarray) -> list[list[int]]:
+    """Per product column, its leaf categories (IN_CATEGORY targets) in edge order."""
+    leaves: list[list[int]] = [[] for _ in range(int(column_of.max(initial=-1)) + 1)]
+    ic = graph.edges_of(IN_CATEGORY)
+    for p, cat in zip(column_of[ic["src"].to_numpy(np.int64)], ic["dst"].to_numpy(np.int64)):
+        if p >= 0:
+            leaves[p].append(int(cat))
+    return leaves
+
+
+def product_relation_pairs(graph: KnowledgeGraph, column_of: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Per product-to-product relationship type with edges: (type, source columns int64, destination columns
+    int64) of its edges whose two ends both have a column, in edge order."""
+    out = []
+    for rel in PRODUCT_RELATIONS:
+        e = graph.edges.get(rel)
+        if e is None or not len(e):
+            continue
+        a, b = column_of[e["src"].to_numpy(np.int64)], column_of[e["dst"].to_numpy(np.int64)]
+        keep = (a >= 0) & (b >= 0)
+        out.append((rel, a[keep], b[keep]))
+    return out
+
+
+def products_frame(graph: KnowledgeGraph, items: np.ndarray | None = None) -> pd.DataFrame:
+    """Products as the text encoder wants them: product_id, title, description, brand, categories.
+
+    `brand` is the Brand node's display name; `categories` joins each leaf category's root-to-leaf path with
+    " > " and several paths with " | ". `items` selects product indices (default: the whole catalog).
+    Only node tables and product -> brand/category edges are read, never INTERACTED.
+    """
+    if items is None:
+        items = np.flatnonzero(graph.catalog_mask)
+    column_of = column_index(graph.num_nodes(PRODUCT), items)
+    brand_name = graph.nodes[BRAND]["name"].to_numpy(dtype=object)
+    cat_name = graph.nodes[CATEGORY]["name"].to_numpy(dtype=object)
+    brand = product_brands(graph, column_of)
+    anc = category_ancestors(graph)
+    rows = graph.nodes[PRODUCT].iloc[items]
+    return pd.DataFrame({
+        "product_id": rows["id"].astype(str).to_numpy(),
+        "title": rows["title"].fillna("").astype(str).to_numpy(),
+        "description": rows["description"].fillna("").astype(str).to_numpy(),
+        "brand": [str(brand_name[b]) if b >= 0 else "" for b in brand],
+        "categories": [category_path_text([anc[c] for c in leaves], cat_name)
+                       for leaves in product_leaves(graph, column_of)],
+    })

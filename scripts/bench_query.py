@@ -181,8 +181,8 @@ def clustered_mixture(n: int, d: int, num_queries: int, rng):
 def synthetic(args, rng, rec=None, user_ids=None, hist=None) -> dict:
     import numpy as np
 
-    from fusion.ann import ANNConfig, FaissIndex
-    from fusion.topk import ExactIndex
+    from fusion.serving.ann import ANNConfig, FaissIndex
+    from fusion.serving.topk import ExactIndex
     out: dict = {"load1_start": load1(), "n": args.n}
     if rec is not None:
         real = np.asarray(rec.product_vectors, np.float32)

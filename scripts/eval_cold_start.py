@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from fusion import Recommender
-    from fusion.cold_start import fuse
+    from fusion.serving.cold_start import fuse
 
     t0 = time.perf_counter()
     rec = Recommender.load(args.model, store=args.store)

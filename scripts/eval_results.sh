@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate the README results: build both stores and train our model if missing, evaluate every baseline
+# Regenerate the results of docs/results.md: build both stores and train our model if missing, evaluate every baseline
 # and fusion (with its ablations on scientific) on the same splits,
 # write out/eval_{scientific,beauty}.{json,png} and the tables in out/results_tables.md.
 #   bash scripts/eval_results.sh            (DATA=../shared/data WORK=work OUT=out PY=.venv/bin/python)

@@ -42,7 +42,7 @@ def _rank(frame, pid: str) -> int:
 
 
 def retrieval(rec, alphas, seed: int = 1) -> list[dict]:
-    from fusion.search import SearchBlend
+    from fusion.serving.search import SearchBlend
 
     cat = rec._state.catalog
     rng = np.random.default_rng(seed)
@@ -73,7 +73,7 @@ def retrieval(rec, alphas, seed: int = 1) -> list[dict]:
 def personalisation(model_dir, graph, alpha, betas, n_users: int = 1500, seed: int = 1) -> list[dict]:
     from fusion import Recommender
     from fusion.evaluation.splits import make_split
-    from fusion.search import SearchBlend
+    from fusion.serving.search import SearchBlend
 
     split = make_split(graph, "loo", seed=0)
     rec = Recommender.load(model_dir, store=split.fit_graph(graph, final=True))

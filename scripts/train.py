@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--split file needs --test-interactions")
 
     from fusion import FusionRecommender
-    from fusion.baselines.base import TrainData
+    from fusion.data import TrainData
     from fusion.evaluation.splits import make_split
     from fusion.trainer import plot_curves, write_history
 

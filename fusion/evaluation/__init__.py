@@ -1,5 +1,6 @@
-"""Evaluation harness: leak-free splits, full-ranking metrics, the fit/evaluate loop and the reports."""
-from .metrics import (METRIC_NAMES, catalog_coverage, evaluate_cold, evaluate_model, evaluate_scores, hit_rate_at_k, hits_matrix,
+"""Evaluation harness: leak-free splits, the fit/evaluate loop over every model, the reports, and the baselines
+(`fusion.evaluation.baselines`). The full-ranking metrics live in `fusion.metrics` and are re-exported here."""
+from ..metrics import (METRIC_NAMES, catalog_coverage, evaluate_cold, evaluate_model, evaluate_scores, hit_rate_at_k, hits_matrix,
                       mrr_at_k, ndcg_at_k, rank_top_k, recall_at_k, top_k)
 from .report import TABLE_COLUMNS, best_model, markdown_table, plot_results, results_json, write_json
 from .runner import RunResult, evaluate_recommender, run_baselines, run_fusion, tune, validation_ndcg

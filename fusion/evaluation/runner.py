@@ -6,17 +6,22 @@ rank every recommendable product for each test user, excluding the items that fi
 """
 from __future__ import annotations
 
-import copy
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kg.graph import KnowledgeGraph
 
-from .metrics import evaluate_cold, evaluate_model, ndcg_at_k, rank_top_k
+from ..config import FusionConfig
+from ..data import TrainData, interaction_matrix
+from ..metrics import evaluate_cold, evaluate_model, ndcg_at_k, rank_top_k
+from ..recommender import FusionRecommender
+from .baselines import GRIDS, available, make_baseline
 from .splits import Split
 
 __all__ = ["RunResult", "evaluate_recommender", "run_baselines", "run_fusion", "tune", "validation_ndcg"]
@@ -36,8 +41,6 @@ class RunResult:
 
 
 def _train_data(graph: KnowledgeGraph, split: Split, final: bool, seed: int, cache_dir: str | None):
-    from fusion.baselines.base import TrainData
-
     return TrainData.from_graph(split.fit_graph(graph, final), valid=None if final else split.valid,
                                 seed=seed, cache_dir=cache_dir)
 
@@ -95,8 +98,6 @@ def _round(x: float | None, digits: int = 5) -> float | None:
 
 
 def _test_matrix(split: Split, train, rows=None):
-    from fusion.baselines.base import interaction_matrix
-
     m = interaction_matrix(split.test if rows is None else rows, train.num_users, train.column_of)
     m.resize((train.num_users, train.num_items))
     return m
@@ -107,8 +108,6 @@ def run_baselines(graph: KnowledgeGraph, split: Split, names: Sequence[str], dat
                   ks: Sequence[int] = (10, 20), log: Callable[[str], None] = print) -> list[RunResult]:
     """Evaluate the named baselines on one split, in order; a baseline that cannot run here is skipped
     with a logged reason. `do_tune`: True (tune all) or the names to tune on validation first."""
-    from fusion.baselines import GRIDS, available, make_baseline
-
     final = _train_data(graph, split, True, seed, cache_dir)
     tune_names = set(names) if do_tune is True else set(do_tune or ())
     tuning_data = _train_data(graph, split, False, seed, cache_dir) if tune_names else None
@@ -142,13 +141,6 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
     `model_dir` (from scripts/train.py on the same store and split), `fusion` is that trained model and the
     ablations start from its config.
     """
-    import json
-    from pathlib import Path
-
-    from fusion.baselines.base import TrainData
-    from fusion.config import FusionConfig
-    from fusion.recommender import FusionRecommender
-
     tuning = TrainData.from_graph(split.fit_graph(graph, False), valid=split.valid, seed=seed, cache_dir=cache_dir)
     final = _train_data(graph, split, True, seed, cache_dir)
     base = FusionConfig()
@@ -172,9 +164,7 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
             fit_extra = trained_seconds  # training happened in scripts/train.py
         elif name == "fusion_no_item_item" and (full is not None or model_dir is not None):
             # the term is added after training: the same network, scored without it (no retraining)
-            rec = copy.copy(full) if full is not None else FusionRecommender.load(model_dir, tuning)
-            rec.config = rec.config.ablation(name)
-            rec.item_item_, rec.item_item_valid_, rec._pretrained = None, None, True
+            rec = (full if full is not None else FusionRecommender.load(model_dir, tuning)).without_item_item(name)
             fit_extra = rec.network_seconds_  # the network's training (from meta.json when loaded)
         else:
             rec = FusionRecommender(base.ablation(name), name=name, tuning=tuning)

@@ -8,8 +8,8 @@ import pytest
 
 faiss = pytest.importorskip("faiss", reason="faiss is not installed (pip install faiss-cpu, or the ann extra)")
 
-from fusion.ann import ANNConfig, FaissIndex, recall_at_k  # noqa: E402
-from fusion.topk import ExactIndex  # noqa: E402
+from fusion.serving.ann import ANNConfig, FaissIndex, recall_at_k  # noqa: E402
+from fusion.serving.topk import ExactIndex  # noqa: E402
 
 KINDS = ["hnsw", "ivf_flat", "flat"]
 D = 16

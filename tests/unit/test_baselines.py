@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from eval_fixtures import BLOCK, checker_board
-from fusion.baselines import (BASELINES, BPRMF, EASE, ImplicitALS, ImplicitBPR, ItemKNN, LightFMWarp, LightGCN,
-                              Popularity, TextOnly, TrainData, item_features, make_baseline, products_frame)
-from fusion.evaluation.metrics import top_k
+from fusion.data import TrainData
+from fusion.evaluation.baselines import (BASELINES, BPRMF, EASE, ImplicitALS, ImplicitBPR, ItemKNN, LightFMWarp,
+                                         LightGCN, Popularity, TextOnly, item_features, make_baseline)
+from kg.export import products_frame
+from fusion.metrics import top_k
 
 HAS_IMPLICIT = importlib.util.find_spec("implicit") is not None
 HAS_LIGHTFM = importlib.util.find_spec("lightfm") is not None

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fusion import FusionConfig, FusionRecommender
-from fusion.baselines.base import TrainData
+from fusion.data import TrainData
 from fusion.data import build_histories, build_path_sampler
 
 

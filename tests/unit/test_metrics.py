@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fusion.evaluation.metrics import (catalog_coverage, evaluate_model, evaluate_scores, hit_rate_at_k, mrr_at_k,
+from fusion.metrics import (catalog_coverage, evaluate_model, evaluate_scores, hit_rate_at_k, mrr_at_k,
                                        ndcg_at_k, recall_at_k, top_k)
 
 # 3 users, 6 items. Ranked lists (best first) and relevant items:
@@ -95,7 +95,7 @@ def test_evaluate_model_cold_start_slice():
 
 
 def test_evaluate_cold_ranks_the_cold_products_among_themselves():
-    from fusion.evaluation.metrics import evaluate_cold
+    from fusion.metrics import evaluate_cold
     # 3 users, 5 items; items 3 and 4 are cold (held out); user 2 has no cold interaction
     s = np.array([[0.9, 0.8, 0.7, 0.1, 0.2], [0.0, 0.0, 0.0, 0.5, 0.4], [1.0, 0.0, 0.0, 0.3, 0.3]])
     cold = sp.csr_matrix(np.array([[0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]], dtype=np.float32))

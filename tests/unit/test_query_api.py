@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from fusion import Explanation, Recommender, UnknownIdError, UnknownUserWarning
-from fusion.catalog import ProductInputError
-from fusion.results import RESULT_COLUMNS
+from fusion.serving.catalog import ProductInputError
+from fusion.serving.results import RESULT_COLUMNS
 from query_fixtures import HashEncoder, trained_model
 
 
@@ -52,7 +52,7 @@ def test_load_binds_whole_store_and_exposes_vectors(shared_rec, paths):
 def test_scores_are_the_models_scores(shared_rec, paths):
     """recommend(exclude_seen=False) ranks exactly like FusionRecommender.score on the same graph."""
     from fusion import FusionRecommender
-    from fusion.baselines.base import TrainData
+    from fusion.data import TrainData
     from kg import EmbeddedStore
 
     graph = EmbeddedStore(paths[1]).load()
@@ -67,24 +67,31 @@ def test_scores_are_the_models_scores(shared_rec, paths):
 
 
 @pytest.mark.parametrize("index", ["exact", "faiss"])
-def test_item_item_term_joins_the_ranking_exactly(paths, index):
+def test_item_item_term_joins_the_ranking_exactly(paths, index, tmp_path):
     """With the term, the top k with filters and exclusions is the brute-force top k of U.F + gamma X W."""
     pytest.importorskip("faiss") if index == "faiss" else None
+    import shutil
+
     import scipy.sparse as sp
 
     from fusion import ItemItemHead
 
-    r = Recommender.load(paths[0], text_encoder=HashEncoder(), index=index)
-    trained = r.item_item
+    trained = Recommender.load(paths[0], text_encoder=HashEncoder()).item_item
     assert trained is not None and trained.gamma > 0 and trained.weights.nnz > 0
-    # on this tiny catalog the trained term never changes a top 6: a strong random one must
+    # on this tiny catalog the trained term never changes a top 6: a strong random one must. It goes in
+    # through the public path: a copy of the model directory with that term saved in it.
     n = trained.num_items
     w = sp.random(n, n, density=0.3, format="csr", dtype=np.float32, random_state=np.random.default_rng(0))
-    r._item_item = head = ItemItemHead(w, gamma=3.0, reg=1.0, weight=1.0)
+    model_dir = shutil.copytree(paths[0], tmp_path / "model")
+    ItemItemHead(w, gamma=3.0, reg=1.0, weight=1.0).save(model_dir)
+    r = Recommender.load(model_dir, text_encoder=HashEncoder(), index=index)
+    head = r.item_item
+    assert head.gamma == 3.0 and (head.weights != w).nnz == 0
     ids = np.array(r.product_ids)
+    column = {p: j for j, p in enumerate(ids)}
     changed = 0
     for user, brands in (("a3", None), ("x", ["Bolt"]), ("b1", None)):
-        seen = r._history.seen(r._history.user(user))
+        seen = np.array([column[p] for p in r.history(user)["product_id"]], dtype=np.int64)
         dot = r.product_vectors @ r.user_vectors([user])[0]
         lifted = head.lift([seen])
         cols, vals = lifted.indices, lifted.data
@@ -108,7 +115,7 @@ def test_item_item_term_joins_the_ranking_exactly(paths, index):
         assert together[together["user_id"] == u]["product_id"].tolist() == r.recommend(u, k=6)["product_id"].tolist()
     # a new user's chosen products lift their companions the same way
     new = r.recommend_new_user(["B0", "B1"], k=21)
-    cols = head.lift([r._state.catalog.columns(["B0", "B1"])]).indices
+    cols = head.lift([np.array([column["B0"], column["B1"]])]).indices
     assert set(ids[cols]) - {"B0", "B1"} <= set(new["product_id"])
 
 
@@ -242,7 +249,7 @@ def test_search_finds_by_text(shared_rec):
 
 
 def test_search_score_is_the_documented_blend(shared_rec):
-    from fusion.search import SearchBlend
+    from fusion.serving.search import SearchBlend
 
     rec = shared_rec
     x = HashEncoder().encode_query("steel hammer").numpy()
@@ -383,7 +390,7 @@ def test_readded_product_lands_near_the_original(rec):
 def test_cold_graph_vector_replicates_the_encoder(rec):
     """C0 has no interaction: the model gives it a content-only graph embedding; the cold-start step over the
     same neighbours (without the +1 degree of a new edge) reproduces it exactly."""
-    from fusion.cold_start import fuse, product_neighbours
+    from fusion.serving.cold_start import fuse, product_neighbours
 
     m = rec.model
     c = rec._state.catalog
@@ -420,7 +427,7 @@ def test_new_brand_and_category_are_text_only_but_filterable(rec):
 
 
 def _neighbours(rec, pid):
-    from fusion.cold_start import product_neighbours
+    from fusion.serving.cold_start import product_neighbours
 
     c, nb = rec._state.catalog, rec._neighbourhood
     j = c.column(pid)
@@ -473,7 +480,7 @@ def test_add_products_names_index_labels_and_takes_identical_repeats(rec):
 
 # --- other indexes ---------------------------------------------------------------------------------
 def test_index_instance_and_faiss(paths, shared_rec):
-    from fusion.topk import ExactIndex
+    from fusion.serving.topk import ExactIndex
 
     mine = ExactIndex(shared_rec.product_vectors)
     rec = Recommender.load(paths[0], index=mine, text_encoder=HashEncoder())

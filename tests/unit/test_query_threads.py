@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fusion import Recommender
-from fusion.results import RESULT_COLUMNS
+from fusion.serving.results import RESULT_COLUMNS
 from query_fixtures import HashEncoder, trained_model
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fusion import FusionConfig, FusionRecommender
-from fusion.baselines.base import TrainData
+from fusion.data import TrainData
 
 
 def _data(graph):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_text_fixtures import text_encoder, tiny_products  # noqa: F401  (session fixture)
+from text_fixtures import text_encoder, tiny_products  # noqa: F401  (session fixture)
 
 from text import EmbeddingCache, cache_dir_for_store, encode_products, product_text, text_key
 

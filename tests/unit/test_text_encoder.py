@@ -9,7 +9,7 @@ import socket
 import pytest
 import torch
 import torch.nn.functional as F
-from test_text_fixtures import bf16_encoder, int8_encoder, text_encoder  # noqa: F401  (session fixtures)
+from text_fixtures import bf16_encoder, int8_encoder, text_encoder  # noqa: F401  (session fixtures)
 
 from text import EncoderConfig, Int8Linear, TextEncoder
 

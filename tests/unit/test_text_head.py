@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_text_fixtures import bf16_encoder, text_encoder  # noqa: F401  (session fixtures)
+from text_fixtures import bf16_encoder, text_encoder  # noqa: F401  (session fixtures)
 
 from text import HeadConfig, ProjectionHead, TrainableTextTower
 

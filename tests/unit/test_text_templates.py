@@ -7,7 +7,7 @@ import sys
 
 import pandas as pd
 import pytest
-from test_text_fixtures import tiny_products
+from text_fixtures import tiny_products
 
 from text import EncoderConfig, product_text
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Recommender, TrainData
+from ...data import TrainData
+from ...ranking_model import RankingModel
 
 __all__ = ["ImplicitALS"]
 
 
-class ImplicitALS(Recommender):
+class ImplicitALS(RankingModel):
     """`implicit.cpu.als.AlternatingLeastSquares` behind our interface.
 
     Args:

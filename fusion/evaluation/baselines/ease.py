@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Recommender, TrainData
+from ...data import TrainData
+from ...item_item import ease_weights
+from ...ranking_model import RankingModel
 
 __all__ = ["EASE"]
 
 
-class EASE(Recommender):
+class EASE(RankingModel):
     """EASE with L2 weight `reg`.
 
     Args:
@@ -31,8 +33,6 @@ class EASE(Recommender):
         self.reg = reg
 
     def fit(self, train: TrainData) -> "EASE":
-        from fusion.item_item import ease_weights
-
         self.active_, self.b_ = ease_weights(train.user_items, self.reg)
         self.user_items_ = train.user_items[:, self.active_].tocsr()
         self.num_items_ = train.num_items

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Recommender, TrainData
+from ...data import TrainData
+from ...ranking_model import RankingModel
 from .side_info import item_features
 
 __all__ = ["LightFMWarp"]
 
 
-class LightFMWarp(Recommender):
+class LightFMWarp(RankingModel):
     """`lightfm.LightFM(loss="warp")` with item features.
 
     Args:

@@ -81,8 +81,8 @@ def build_model(root: Path, epochs: int = 12, dim: int = 16, use_text: bool = Tr
 
     import fusion.recommender as rec_mod
     from fusion import FusionConfig, FusionRecommender
-    from fusion.baselines.base import TrainData
-    from fusion.baselines.side_info import products_frame
+    from fusion.data import TrainData
+    from kg.export import products_frame
     from kg import EmbeddedStore, KnowledgeGraph, merge_files
 
     root.mkdir(parents=True, exist_ok=True)

@@ -40,10 +40,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data import TrainData
+from ..item_item import HEAD_FILE, ItemItemHead
+from ..recommender import FusionRecommender
 from .catalog import Catalog, parse_new_products, parse_new_relations
 from .cold_start import GraphNeighbourhood, fuse, product_neighbours
 from .explain import explain_paths, recency_weights
-from .item_item import HEAD_FILE, ItemItemHead
 from .results import Explanation, UnknownIdError, batch_frame, check_id, check_id_list, check_k, result_frame
 from .search import SearchBlend, calibrate, search_matrix, search_query
 from .snapshot import ReadWriteLock, Snapshot, clone_index, frozen, index_factory, torch_threads, unit
@@ -129,9 +131,6 @@ class Recommender:
     @torch.no_grad()
     def load(cls, model_dir: str | Path, store=None, index="exact", *, text_encoder=None,
              search_blend: SearchBlend | None = None, on_unknown: str = "popular") -> "Recommender":
-        from .baselines.base import TrainData
-        from .recommender import FusionRecommender
-
         d = Path(model_dir)
         for f in ("config.json", "model.pt", "items.json"):
             if not (d / f).exists():
@@ -149,12 +148,13 @@ class Recommender:
         # the model's own view of the graph: content-only (cold) products have no free embedding
         layers = model.gnn.layers(model.content_only_entities())
         entities = torch.stack(layers).mean(dim=0)
-        items = model.item_vectors(entities, fr._text)
+        items = model.item_vectors(entities, fr.text_embeddings)
         history = UserHistory.from_graph(graph, data.column_of)
         users = compute_user_vectors(model, entities, items, history)
         vectors = items.numpy()
         normed = unit(vectors)
-        text = None if fr._text is None or not model.config.use_text else fr._text.numpy().astype(np.float32)
+        text = None if fr.text_embeddings is None or not model.config.use_text else \
+            fr.text_embeddings.numpy().astype(np.float32)
         scales = calibrate(model, text, normed, vectors, users) if text is not None else None
         if factory is None:
             if index.size != len(vectors):

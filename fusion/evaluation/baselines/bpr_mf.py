@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Recommender, TrainData
-from .sampling import EarlyStopping, sample_triples, valid_ndcg
+from ...data import TrainData
+from ...ranking_model import RankingModel
+from .sampling import early_stopping, run_epochs, sample_triples
 
 __all__ = ["BPRMF"]
 
 
-class BPRMF(Recommender):
+class BPRMF(RankingModel):
     """BPR matrix factorisation in torch (CPU).
 
     Args:
@@ -46,11 +47,9 @@ class BPRMF(Recommender):
         for e in (self.user_emb_, self.item_emb_):
             torch.nn.init.normal_(e.weight, std=0.1)
         opt = torch.optim.Adam([self.user_emb_.weight, self.item_emb_.weight], lr=self.lr)
-        stop = None
-        if train.valid is not None:
-            stop = EarlyStopping(lambda: valid_ndcg(self.score, train.user_items, train.valid, seed=train.seed))
-        best = None
-        for epoch in range(1, self.epochs + 1):
+        stop = early_stopping(self.score, train)
+
+        def epoch(_: int) -> None:
             u, p, n = (torch.from_numpy(a) for a in sample_triples(train.user_items, rng))
             for a in range(0, len(u), self.batch_size):
                 bu, bp, bn = u[a:a + self.batch_size], p[a:a + self.batch_size], n[a:a + self.batch_size]
@@ -61,13 +60,10 @@ class BPRMF(Recommender):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            if stop is not None:
-                done = stop.step(epoch)
-                if stop.best_epoch == epoch:
-                    best = (self.user_emb_.weight.detach().clone(), self.item_emb_.weight.detach().clone())
-                if done:
-                    break
-        if stop is not None and best is not None:
+
+        best = run_epochs(self.epochs, epoch, stop,
+                          lambda: (self.user_emb_.weight.detach().clone(), self.item_emb_.weight.detach().clone()))
+        if best is not None:
             self.user_emb_.weight.data, self.item_emb_.weight.data = best
             self.best_epoch_ = stop.best_epoch
         self._u = self.user_emb_.weight.detach().numpy()

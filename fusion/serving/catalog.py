@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from kg.export import (category_parents, category_path, category_path_text, column_index, product_brands,
+                       product_leaves, product_relation_pairs)
 from kg.graph import KnowledgeGraph
 from kg.readers import LINE
-from kg.schema import (BRAND, CATEGORY, CATEGORY_LEVEL_SEP, HAS_BRAND, IN_CATEGORY, INTERACTED, PRODUCT,
-                       PRODUCT_RELATIONS, SUBCATEGORY_OF, category_key, normalize_brand, split_category_paths)
+from kg.schema import (BRAND, CATEGORY, INTERACTED, PRODUCT, category_key, normalize_brand,
+                       split_category_paths)
 from kg.validate import PRODUCT_COLUMNS, check_products, check_relations
 
 from .results import UnknownIdError
@@ -79,30 +81,15 @@ class Catalog:
     def from_graph(cls, graph: KnowledgeGraph, items: np.ndarray) -> "Catalog":
         """The catalog of `graph`: `items` are the product indices of the columns (`TrainData.items`)."""
         n = len(items)
-        column_of = np.full(graph.num_nodes(PRODUCT), -1, dtype=np.int64)
-        column_of[items] = np.arange(n)
+        column_of = column_index(graph.num_nodes(PRODUCT), items)
         prod = graph.nodes[PRODUCT].iloc[items]
         brands, cats = graph.nodes[BRAND], graph.nodes[CATEGORY]
-        brand = np.full(n, -1, dtype=np.int64)
-        hb = graph.edges_of(HAS_BRAND)
-        c = column_of[hb["src"].to_numpy(np.int64)]
-        ok = c >= 0
-        brand[c[ok][::-1]] = hb["dst"].to_numpy(np.int64)[ok][::-1]  # first brand edge wins, as products_frame
-        parent = np.full(len(cats), -1, dtype=np.int64)
-        sub = graph.edges_of(SUBCATEGORY_OF)
-        parent[sub["src"].to_numpy(np.int64)] = sub["dst"].to_numpy(np.int64)
-        leaves: list[list[int]] = [[] for _ in range(n)]
-        ic = graph.edges_of(IN_CATEGORY)
-        for p, cat in zip(column_of[ic["src"].to_numpy(np.int64)], ic["dst"].to_numpy(np.int64)):
-            if p >= 0:
-                leaves[p].append(int(cat))
+        brand = product_brands(graph, column_of)  # the same brand and category paths as kg.export.products_frame
+        parent = category_parents(graph)
+        leaves = product_leaves(graph, column_of)
         related: dict[int, list[tuple[int, str, bool]]] = {}
-        for rel in PRODUCT_RELATIONS:
-            e = graph.edges.get(rel)
-            if e is None or not len(e):
-                continue
-            a, b = column_of[e["src"].to_numpy(np.int64)], column_of[e["dst"].to_numpy(np.int64)]
-            for x, y in zip(a[(a >= 0) & (b >= 0)], b[(a >= 0) & (b >= 0)]):
+        for rel, a, b in product_relation_pairs(graph, column_of):
+            for x, y in zip(a, b):
                 related.setdefault(int(x), []).append((int(y), rel, True))
                 related.setdefault(int(y), []).append((int(x), rel, False))
         inter = graph.edges_of(INTERACTED)
@@ -135,7 +122,7 @@ class Catalog:
         rows, cols = [], []
         for p in range(start, n):
             paths = [self.ancestors(c) for c in self.leaves[p]]
-            text[p] = " | ".join(CATEGORY_LEVEL_SEP.join(self.cat_names[a] for a in path) for path in paths)
+            text[p] = category_path_text(paths, self.cat_names)
             for path in paths:
                 rows += [p] * len(path)
                 cols += path
@@ -170,11 +157,7 @@ class Catalog:
 
     def ancestors(self, category: int) -> list[int]:
         """Category indices from the root down to `category`."""
-        path, c = [], int(category)
-        while c >= 0 and c not in path:
-            path.append(c)
-            c = int(self.cat_parent[c])
-        return path[::-1]
+        return category_path(self.cat_parent, category)
 
     @cached_property
     def popularity_order(self) -> np.ndarray:

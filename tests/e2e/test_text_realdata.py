@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_text_fixtures import int8_encoder, scientific_products, text_encoder  # noqa: F401
+from text_fixtures import int8_encoder, scientific_products, text_encoder  # noqa: F401
 
 from text import encode_products, product_text
 

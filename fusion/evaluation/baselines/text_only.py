@@ -12,13 +12,15 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .base import Recommender, TrainData
-from .side_info import products_frame
+from kg.export import products_frame
+
+from ...data import TrainData
+from ...ranking_model import RankingModel
 
 __all__ = ["TextOnly"]
 
 
-class TextOnly(Recommender):
+class TextOnly(RankingModel):
     """Mean-of-history in text space.
 
     Args:

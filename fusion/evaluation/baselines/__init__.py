@@ -1,4 +1,5 @@
-"""Baselines behind one interface (`Recommender.fit(TrainData)` / `.score(users)`), one file per algorithm.
+"""Baselines behind one interface (`fusion.RankingModel`: `fit(TrainData)` / `score(users)`), one file per
+algorithm.
 
 `BASELINES` maps each evaluation name to its class; `DEFAULTS` holds the documented, validation-tuned
 hyper-parameters per dataset family ("default" when no dataset-specific values exist); `GRIDS` the small
@@ -9,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import Recommender, TrainData, interaction_matrix
+from ...ranking_model import RankingModel
 from .bpr_mf import BPRMF
 from .ease import EASE
 from .implicit_als import ImplicitALS
@@ -18,16 +19,16 @@ from .itemknn import ItemKNN
 from .lightfm_warp import LightFMWarp
 from .lightgcn import LightGCN
 from .popularity import Popularity
-from .side_info import item_features, products_frame
+from .side_info import item_features
 from .text_only import TextOnly
 
 __all__ = [
-    "Recommender", "TrainData", "interaction_matrix", "BASELINES", "GRIDS", "DEFAULTS", "REQUIRES",
+    "BASELINES", "GRIDS", "DEFAULTS", "REQUIRES",
     "Popularity", "ItemKNN", "EASE", "BPRMF", "LightGCN", "TextOnly", "ImplicitALS", "ImplicitBPR",
-    "LightFMWarp", "item_features", "products_frame", "available", "make_baseline",
+    "LightFMWarp", "item_features", "available", "make_baseline",
 ]
 
-BASELINES: dict[str, type[Recommender]] = {
+BASELINES: dict[str, type[RankingModel]] = {
     "popularity": Popularity, "itemknn": ItemKNN, "ease": EASE, "bpr_mf": BPRMF, "lightgcn": LightGCN,
     "text_only": TextOnly, "implicit_als": ImplicitALS, "implicit_bpr": ImplicitBPR, "lightfm": LightFMWarp,
 }
@@ -89,7 +90,7 @@ def available(name: str) -> str | None:
     return None
 
 
-def make_baseline(name: str, dataset: str | None = None, **overrides: Any) -> Recommender:
+def make_baseline(name: str, dataset: str | None = None, **overrides: Any) -> RankingModel:
     """The baseline `name` with the tuned hyper-parameters for `dataset` (else its class defaults)."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")

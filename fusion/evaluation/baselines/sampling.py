@@ -1,12 +1,17 @@
-"""Uniform negative sampling and validation-based early stopping, shared by the BPR-trained baselines."""
+"""Uniform negative sampling, validation-based early stopping and the epoch loop that keeps the best epoch,
+shared by the BPR-trained baselines."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["sample_triples", "EarlyStopping"]
+from ...data import TrainData
+from ...metrics import ndcg_at_k, rank_top_k
+
+__all__ = ["sample_triples", "EarlyStopping", "early_stopping", "run_epochs", "valid_ndcg"]
 
 
 def sample_triples(user_items: sp.csr_matrix, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,10 +60,32 @@ class EarlyStopping:
 def valid_ndcg(score_fn: Callable[[np.ndarray], np.ndarray], train: sp.csr_matrix, valid: sp.csr_matrix,
                max_users: int = 3000, seed: int = 0) -> float:
     """NDCG@10 on (a fixed sample of at most `max_users` of) the validation users, training items excluded."""
-    from fusion.evaluation.metrics import ndcg_at_k, rank_top_k
-
     users = np.flatnonzero(np.diff(valid.indptr) > 0)
     if len(users) > max_users:
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
     top = rank_top_k(score_fn, users, 10, train)
     return ndcg_at_k(top, valid[users], 10)
+
+
+def early_stopping(score_fn: Callable[[np.ndarray], np.ndarray], train: TrainData) -> EarlyStopping | None:
+    """Early stopping on `train.valid` (validation NDCG@10 of `score_fn`), or None when it is not set."""
+    if train.valid is None:
+        return None
+    return EarlyStopping(lambda: valid_ndcg(score_fn, train.user_items, train.valid, seed=train.seed))
+
+
+def run_epochs(epochs: int, run_epoch: Callable[[int], None], stop: EarlyStopping | None,
+               snapshot: Callable[[], Any]) -> Any:
+    """Call `run_epoch(epoch)` for epochs 1..`epochs`; with `stop`, check it after each epoch, keep
+    `snapshot()` of the best epoch's weights and end early. Returns that snapshot (None without `stop`)."""
+    best = None
+    for epoch in range(1, epochs + 1):
+        run_epoch(epoch)
+        if stop is None:
+            continue
+        done = stop.step(epoch)
+        if stop.best_epoch == epoch:
+            best = snapshot()
+        if done:
+            break
+    return best

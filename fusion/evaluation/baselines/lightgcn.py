@@ -13,13 +13,14 @@ import warnings
 
 import numpy as np
 
-from .base import Recommender, TrainData
-from .sampling import EarlyStopping, sample_triples, valid_ndcg
+from ...data import TrainData
+from ...ranking_model import RankingModel
+from .sampling import early_stopping, run_epochs, sample_triples
 
 __all__ = ["LightGCN"]
 
 
-class LightGCN(Recommender):
+class LightGCN(RankingModel):
     """LightGCN baseline.
 
     Args:
@@ -61,11 +62,9 @@ class LightGCN(Recommender):
             conv.normalize = False
         opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
         self._adj, self._nu, self._final = adj, nu, None
-        stop = None
-        if train.valid is not None:
-            stop = EarlyStopping(lambda: valid_ndcg(self.score, train.user_items, train.valid, seed=train.seed))
-        best = None
-        for epoch in range(1, self.epochs + 1):
+        stop = early_stopping(self.score, train)
+
+        def epoch(_: int) -> None:
             self._final = None
             u, p, n = (torch.from_numpy(a) for a in sample_triples(train.user_items, rng))
             for a in range(0, len(u), self.batch_size):
@@ -78,13 +77,9 @@ class LightGCN(Recommender):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            if stop is not None:
-                done = stop.step(epoch)
-                if stop.best_epoch == epoch:
-                    best = self.model_.embedding.weight.detach().clone()
-                if done:
-                    break
-        if stop is not None and best is not None:
+
+        best = run_epochs(self.epochs, epoch, stop, lambda: self.model_.embedding.weight.detach().clone())
+        if best is not None:
             self.model_.embedding.weight.data = best
             self.best_epoch_ = stop.best_epoch
         self._final = None

@@ -12,12 +12,13 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .base import Recommender, TrainData
+from ...data import TrainData
+from ...ranking_model import RankingModel
 
 __all__ = ["ItemKNN"]
 
 
-class ItemKNN(Recommender):
+class ItemKNN(RankingModel):
     """Cosine ItemKNN.
 
     Args:

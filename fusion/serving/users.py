@@ -11,7 +11,7 @@ import torch
 from kg.graph import KnowledgeGraph
 from kg.schema import INTERACTED, USER
 
-from .data import Histories, csr_indptr, time_ordered
+from ..data import Histories, csr_indptr, time_ordered
 from .results import UnknownIdError
 
 __all__ = ["UserHistory", "compute_user_vectors"]

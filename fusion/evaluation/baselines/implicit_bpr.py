@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Recommender, TrainData
+from ...data import TrainData
+from ...ranking_model import RankingModel
 
 __all__ = ["ImplicitBPR"]
 
 
-class ImplicitBPR(Recommender):
+class ImplicitBPR(RankingModel):
     """`implicit.cpu.bpr.BayesianPersonalizedRanking` behind our interface.
 
     Args:

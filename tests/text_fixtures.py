@@ -1,4 +1,4 @@
-"""Session-wide text fixtures, imported by the ``test_text_*`` modules.
+"""Session-wide text fixtures, imported by the text tests (unit and e2e).
 
 ``tests/conftest.py`` belongs to the kg tests, so the shared fixtures live here; the
 ``lru_cache`` loaders make each model load once per pytest session even though pytest
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SCIENTIFIC = DATA / "amazon-scientific" / "Scientific.item.json"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: tests never reach the hub

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Recommender, TrainData
+from ...data import TrainData
+from ...ranking_model import RankingModel
 
 __all__ = ["Popularity"]
 
 
-class Popularity(Recommender):
+class Popularity(RankingModel):
     """Rank items by their number of training users."""
 
     name = "popularity"
