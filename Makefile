@@ -47,7 +47,7 @@ demo-neo4j: $(STAMP)
 lightfm: $(STAMP)
 	PY=$(BIN)/python bash scripts/install_lightfm.sh
 
-# regenerate the README results tables (all baselines + fusion on both datasets)
+# regenerate the results tables of docs/results.md (all baselines + fusion on both datasets)
 results: $(STAMP)
 	PY=$(BIN)/python bash scripts/eval_results.sh
 

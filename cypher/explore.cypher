@@ -64,6 +64,24 @@ RETURN p.id AS product, p.title AS title, count(DISTINCT seen) AS via_products,
 ORDER BY via_products DESC, product
 LIMIT $k;
 
+// 5a. The same neighbourhoods as pictures (switch the frame to the graph view): a product's brand
+// and leaf categories,
+:param product_id => 'B0001'
+MATCH path = (p:Product {id: $product_id})-[:HAS_BRAND|IN_CATEGORY]->()
+RETURN path;
+
+// 5b. a user's products with the products they are related to,
+:param user_id => 'U1'
+:param k => 50
+MATCH path = (u:User {id: $user_id})-[:INTERACTED]->(:Product)-[]-(:Product)
+RETURN path
+LIMIT $k;
+
+// 5c. and what is stored: nodes per label.
+MATCH (n)
+RETURN labels(n) AS labels, count(*) AS nodes
+ORDER BY nodes DESC;
+
 // ===== The model's results =======================================================================
 
 // 6. A user's history beside their recommendations: side INTERACTED rows in

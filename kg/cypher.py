@@ -372,6 +372,20 @@ EXPLORE: dict[str, str] = {
         "       collect(DISTINCT type(rel)) AS relations\n"
         "ORDER BY via_products DESC, product\n"
         "LIMIT $k"),
+    # The same neighbourhoods as pictures (Browser's graph view): a product's brand and leaf categories ...
+    "product_picture": (
+        f"MATCH path = (p:Product {{id: $product_id}})-[:{HAS_BRAND}|{IN_CATEGORY}]->()\n"
+        "RETURN path"),
+    # ... and a user's products with the products they are related to.
+    "user_picture": (
+        f"MATCH path = (u:User {{id: $user_id}})-[:{INTERACTED}]->(:Product)-[]-(:Product)\n"
+        "RETURN path\n"
+        "LIMIT $k"),
+    # What is stored: nodes per label.
+    "node_counts": (
+        "MATCH (n)\n"
+        "RETURN labels(n) AS labels, count(*) AS nodes\n"
+        "ORDER BY nodes DESC"),
 }
 
 # Example parameters (the docs turn these into `:param` lines; the live tests run every query with them).
@@ -381,6 +395,9 @@ EXPLORE_EXAMPLE_PARAMS: dict[str, dict[str, object]] = {
     "brands_sharing_customers": {"min_shared": 2, "k": 25},
     "category_tree": {"max_level": 2},
     "two_hops_from_user": {"user_id": "U1", "k": 20},
+    "product_picture": {"product_id": "B0001"},
+    "user_picture": {"user_id": "U1", "k": 50},
+    "node_counts": {},
 }
 
 

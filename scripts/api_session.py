@@ -1,5 +1,5 @@
-"""A session with the query API (`fusion.Recommender`) on the trained Scientific model; the README's
-"Query API" section shows its output.
+"""A session with the query API (`fusion.Recommender`) on the trained Scientific model; docs/query_api.md
+shows its output.
 
   python scripts/api_session.py [--model work/scientific/model] [--user 2681]
 """

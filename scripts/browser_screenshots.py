@@ -1,5 +1,5 @@
-r"""Neo4j Browser in headless Chromium: log in, run the README's results queries with their `:param` lines as a
-person would, and save the result frames as the README's screenshots.
+r"""Neo4j Browser in headless Chromium: log in, run docs/neo4j.md's results queries with their `:param` lines as a
+person would, and save the result frames as the docs' screenshots.
 
   NEO4J_PASSWORD=... python scripts/browser_screenshots.py --uri bolt://127.0.0.1:27687 \
       --http-uri http://127.0.0.1:27474 [--user-id U --product-id P] [--out docs]
@@ -7,8 +7,8 @@ person would, and save the result frames as the README's screenshots.
 The server must hold a knowledge graph and a model's exported results (scripts/build_graph.py --neo4j, then
 scripts/export_to_neo4j.py). Without --user-id / --product-id the script picks, over Bolt, a user with a short
 history and one of their top recommendations that query 7 explains by a few paths, and uses that product for
-the neighbours. It writes docs/browser_history_and_recommendations.png (README query 6, table),
-docs/browser_why_recommended.png (query 7, graph view) and docs/browser_vector_neighbours.png (query 8, table).
+the neighbours. It writes docs/browser_history_and_recommendations.png (docs/neo4j.md query 6, table),
+docs/browser_why_recommended.png (query 7, graph view) and docs/browser_vector_neighbours.png (query 9, table).
 
 `NeoBrowser` is also what tests/browser/test_neo4j_browser.py drives. Chromium is the system one
 (/usr/bin/chromium or KGREC_CHROMIUM; `bash scripts/install_browser.sh` installs it and Playwright); every
@@ -30,14 +30,14 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "neo4j.md"  # the page that shows the results queries
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
-# README "#### N" heading -> the kg.cypher.EXPLORE_RESULTS name of its query and the screenshot's file
+# docs/neo4j.md "#### N" heading -> the kg.cypher.EXPLORE_RESULTS name of its query and the screenshot's file
 SCREENSHOTS = {
     "6": ("history_and_recommendations", "browser_history_and_recommendations.png", "table"),
     "7": ("why_recommended", "browser_why_recommended.png", "graph"),
-    "8": ("vector_neighbours", "browser_vector_neighbours.png", "table"),
+    "9": ("vector_neighbours", "browser_vector_neighbours.png", "table"),
 }
 # Monaco (Browser's editor) takes a paste event as a paste: the text arrives exactly, without the
 # auto-indentation or bracket closing that typing it key by key would add.
@@ -66,10 +66,10 @@ def chromium_path() -> str | None:
     return None
 
 
-# --- the README's queries ------------------------------------------------------------------------------
+# --- the page's queries - ------------------------------------------------------------------------------
 @dataclass
 class Example:
-    """One README query block: its heading number and title, its `:param` lines and the query."""
+    """One query block of the page: its heading number and title, its `:param` lines and the query."""
 
     number: str
     title: str
@@ -86,8 +86,8 @@ class Example:
         return Example(self.number, self.title, lines, self.query)
 
 
-def readme_examples(path: Path = README) -> dict[str, Example]:
-    """Every `#### N title` of the README followed by a ```cypher block, by N."""
+def page_examples(path: Path = PAGE) -> dict[str, Example]:
+    """Every `#### N title` of the page followed by a ```cypher block, by N."""
     text = path.read_text(encoding="utf-8")
     out = {}
     block = r"^#### (\d+) ([^\n]+)\n((?:(?!#### |```cypher)[^\n]*\n)*)```cypher\n([\s\S]*?)^```"
@@ -344,7 +344,7 @@ class NeoBrowser:
         return shown
 
     def run_example(self, example: Example) -> Frame:
-        """A README block as the README says: each `:param` line (its frame must show the value), then the query."""
+        """A query block as the page says: each `:param` line (its frame must show the value), then the query."""
         for line, (name, value) in zip(example.params, example.param_values().items()):
             shown = self.run(line).param()
             if shown.get(name) != value:
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"user {user_id}, recommended product {product_id}", flush=True)
 
     from kg import cypher
-    examples = readme_examples()
+    examples = page_examples()
     values = {"user_id": user_id, "product_id": product_id}
     with NeoBrowser(args.http_uri, timeout_s=args.timeout_s, scale=args.scale) as nb:
         nb.open()
@@ -458,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         for number, (name, filename, view) in SCREENSHOTS.items():
             example = examples[number]
             if not same_statement(example.query, cypher.EXPLORE_RESULTS[name]):
-                raise SystemExit(f"README query {number} is not kg.cypher.EXPLORE_RESULTS[{name!r}]")
+                raise SystemExit(f"{PAGE.name} query {number} is not kg.cypher.EXPLORE_RESULTS[{name!r}]")
             example = example.with_params(**{k: v for k, v in values.items() if k in example.param_values()})
             frame = nb.run_example(example)
             if view == "graph":

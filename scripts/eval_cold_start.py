@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     rec = Recommender.load(args.model, store=args.store)
-    cat = rec._state.catalog
+    cat = rec.catalog
     rng = np.random.default_rng(args.seed)
     cols = np.sort(rng.choice(len(cat), min(args.n, len(cat)), replace=False))
     rows = pd.DataFrame({"product_id": [f"{cat.ids[c]}#new" for c in cols], "title": cat.titles[cols],
@@ -45,9 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     t1 = time.perf_counter()
     new_ids = rec.add_products(rows)
     add_s = time.perf_counter() - t1
-    st = rec._state
-    new_cols = st.catalog.columns(new_ids)
-    F = st.vectors
+    new_cols = rec.catalog.columns(new_ids)
+    F = rec.product_vectors
 
     def unit(a):
         return a / np.linalg.norm(a, axis=-1, keepdims=True)
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     cos = (unit(F[new_cols]) * unit(F[cols])).sum(1)
     ranks = rank_of_original(F[new_cols])
     with torch.no_grad():  # the text side alone: the same products with a zero graph vector
-        text_only = fuse(rec.model, torch.zeros(len(cols), F.shape[1]), torch.from_numpy(np.array(st.text[new_cols])))
+        text_only = fuse(rec.model, torch.zeros(len(cols), F.shape[1]), torch.from_numpy(np.array(rec.product_text_vectors[new_cols])))
     text_only = text_only.numpy()
     t_cos = (unit(text_only) * unit(F[cols])).sum(1)
     t_rank = rank_of_original(text_only)

@@ -44,7 +44,7 @@ def _rank(frame, pid: str) -> int:
 def retrieval(rec, alphas, seed: int = 1) -> list[dict]:
     from fusion.serving.search import SearchBlend
 
-    cat = rec._state.catalog
+    cat = rec.catalog
     rng = np.random.default_rng(seed)
     sample = rng.choice(len(cat), 400, replace=False)
     titles = [str(cat.titles[i]) for i in sample]
@@ -77,7 +77,7 @@ def personalisation(model_dir, graph, alpha, betas, n_users: int = 1500, seed: i
 
     split = make_split(graph, "loo", seed=0)
     rec = Recommender.load(model_dir, store=split.fit_graph(graph, final=True))
-    cat = rec._state.catalog
+    cat = rec.catalog
     users = graph.nodes["User"]["id"].to_numpy()[split.test["src"].to_numpy()]
     items = graph.nodes["Product"]["id"].to_numpy()[split.test["dst"].to_numpy()]
     rng = np.random.default_rng(seed)

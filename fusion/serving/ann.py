@@ -16,7 +16,7 @@ product vectors plus neighbourhood-scaled noise, real user vectors as queries; `
   2014): x -> [x, sqrt(M^2 - |x|^2)], q -> [q, 0], so |q' - x'|^2 = |q|^2 + M^2 - 2<q, x> with M the largest
   norm at build time (times 1.05). Lists built this way are far better MIPS candidates than lists built with
   the inner-product metric on the raw vectors. Candidates are re-scored exactly (raw vectors read back
-  through a direct map). Measured (README, "Query latency"): nlist 4000, nprobe 32: recall@10 0.994,
+  through a direct map). Measured (docs/benchmarks.md, "Query latency"): nlist 4000, nprobe 32: recall@10 0.994,
   0.77 ms p99 per single query, 19 s build on 2 idle cores. Vectors added later with a norm above M cannot be placed on that sphere: they are
   stored by direction (scaled to norm M) and also kept in a small overflow list that every query scores
   exactly, so they are never missed; rebuild the index when that list grows large (`num_overflow`).

@@ -200,6 +200,16 @@ class Recommender:
         return self._state.vectors
 
     @property
+    def catalog(self) -> Catalog:
+        """The products behind the vectors (ids, titles, brands, category tree; immutable, see `fusion.serving.catalog`)."""
+        return self._state.catalog
+
+    @property
+    def product_text_vectors(self) -> np.ndarray | None:
+        """float32 [n_products, d_text] the products' text-encoder vectors (read-only; None: a model without text)."""
+        return self._state.text
+
+    @property
     def item_item(self) -> ItemItemHead | None:
         """The model's sparse item-item term (None: a model without one)."""
         return self._item_item

@@ -1,7 +1,7 @@
 """Neo4j Browser as a person uses it, in headless Chromium, against a live server: open /browser/, log in
-through the connect form, run the README's results queries 6, 7 and 8 (their `:param` lines first, as the
-README says) and read the result frames: the rows of the table view, the nodes and relationships the graph
-view draws, and no error frame.
+through the connect form, run docs/neo4j.md's results queries 6, 7 and 9 (section 4.1; their `:param` lines
+first, as the page says) and read the result frames: the rows of the table view, the nodes and
+relationships the graph view draws, and no error frame.
 
 `make test-browser` installs Chromium and Playwright (scripts/install_browser.sh) and runs this around a
 throwaway server. The graph is the tiny catalog of tests/neo4j_fixtures.py with FakeRecommender's results
@@ -27,6 +27,7 @@ require_server()
 
 import neo4j  # noqa: E402
 
+import doc_pages  # noqa: E402
 import kg  # noqa: E402
 from kg import cypher  # noqa: E402
 from kg.result_writers import Neo4jResultWriter  # noqa: E402
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.integration
 bs = script("browser_screenshots")
 TIMEOUT_S = float(os.environ.get("KGREC_BROWSER_WAIT_S", "30"))
 TEST_LIMIT_S = int(os.environ.get("KGREC_BROWSER_TEST_TIMEOUT_S", "180"))
-EXAMPLES = {"6": "history_and_recommendations", "7": "why_recommended", "8": "vector_neighbours"}
+PAGE = doc_pages.NEO4J_PAGE  # the page whose `#### N title` query blocks a person pastes into Browser
 
 
 def _missing_browser() -> str | None:
@@ -115,12 +116,14 @@ def _evidence(nb, name: str):
         raise
 
 
-def _example(number: str) -> "bs.Example":
-    example = bs.readme_examples()[number]
-    name = EXAMPLES[number]
-    assert bs.same_statement(example.query, cypher.EXPLORE_RESULTS[name]), \
-        f"README query {number} ({example.title}) is not kg.cypher.EXPLORE_RESULTS[{name!r}]"
-    assert example.param_values() == cypher.EXPLORE_RESULTS_EXAMPLE_PARAMS[name]
+def _example(name: str) -> "bs.Example":
+    """The `#### N title` block of docs/neo4j.md that shows kg.cypher.EXPLORE_RESULTS[name], as the page shows it."""
+    examples = [e for e in bs.page_examples(PAGE).values()
+                if bs.same_statement(e.query, cypher.EXPLORE_RESULTS[name])]
+    assert len(examples) == 1, f"{PAGE.name} shows kg.cypher.EXPLORE_RESULTS[{name!r}] under {len(examples)} headings"
+    example = examples[0]
+    assert example.param_values() == cypher.EXPLORE_RESULTS_EXAMPLE_PARAMS[name], \
+        f"{PAGE.name} query {example.number} ({example.title}): :param lines {example.params}"
     return example
 
 
@@ -142,7 +145,7 @@ def test_browser_logs_in_through_the_connect_form(browser):
 
 
 def test_history_beside_recommendations_in_the_table(results_graph, browser):
-    example = _example("6")
+    example = _example("history_and_recommendations")
     with _evidence(browser, "history"):
         records = browser.run_example(example).records()
     assert [(r["side"], r["product"], r["title"], r["brand"], r["model"]) for r in records] == [
@@ -155,7 +158,7 @@ def test_history_beside_recommendations_in_the_table(results_graph, browser):
 
 
 def test_why_recommended_in_the_graph_and_the_table(results_graph, browser):
-    example = _example("7")
+    example = _example("why_recommended")
     with _evidence(browser, "why"):
         frame = browser.run_example(example)
         nodes, types = frame.graph()  # paths return nodes: Browser opens the graph view
@@ -173,7 +176,7 @@ def test_why_recommended_in_the_graph_and_the_table(results_graph, browser):
 
 
 def test_vector_index_neighbours_in_the_table(results_graph, browser):
-    example = _example("8")
+    example = _example("vector_neighbours")
     with _evidence(browser, "vector"):
         records = browser.run_example(example).records()
     assert [(r["product"], r["title"]) for r in records] == [("B0002", "Lip Balm"), ("B0003", "Shampoo")]

@@ -127,6 +127,16 @@ def test_exploration_queries_of_the_docs(live_store, kg_files):
     assert _explore(live_store, "two_hops_from_user") == []  # U1 saw B0002 already; X9 is outside the catalog
     hops = _explore(live_store, "two_hops_from_user", user_id="U2")
     assert [(r["product"], r["relations"]) for r in hops] == [("B0002", ["ALSO_BOUGHT"])]
+    graph = live_store.load()
+    pictures = _explore(live_store, "product_picture")  # paths come back as [node, relationship, node]
+    ends = sorted(r["path"][2].get("name") for r in pictures)
+    assert ends == sorted(["Acme", "Gifts", "Face"]) and all(r["path"][0]["id"] == "B0001" for r in pictures)
+    seen = {r["path"][2]["id"] for r in _explore(live_store, "user_picture")}
+    assert seen and all(r["path"][0]["id"] == "U1" for r in _explore(live_store, "user_picture"))
+    assert seen <= {"B0001", "B0002"}
+    counts = {tuple(r["labels"]): r["nodes"] for r in _explore(live_store, "node_counts")}
+    assert counts.pop(("KGMeta",)) == 1  # the store's own bookkeeping node
+    assert counts == {(label,): graph.num_nodes(label) for label in kg.NODE_LABELS if graph.num_nodes(label)}
 
 
 # --- the model's results (scripts/export_to_neo4j.py) ---------------------------------------------------

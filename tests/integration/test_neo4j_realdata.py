@@ -1,15 +1,15 @@
 """The real catalogs through a live Neo4j server: the build equals the embedded store's, a rebuild creates
 nothing and a new file adds only what is new; training from Neo4j sees exactly the training data of the
 embedded store and reaches the same validation NDCG@10; the export's vector index answers like
-`Recommender.similar`; and every exploration query of cypher/explore.cypher and the README returns rows
-on the Scientific graph with its recommendations written back, rows that say what the query promises.
+`Recommender.similar`; and every exploration query of cypher/explore.cypher, and every read query that a
+documentation page (README.md, docs/*.md) shows in a ```cypher block, returns rows on the Scientific graph
+with its recommendations written back, rows that say what the query promises.
 
 The tests of this module run in file order and share one database state (built once, mutated last).
 """
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from live_neo4j import ROOT, db_state, empty_store, neo4j_config, require_server  # noqa: F401
+from live_neo4j import db_state, empty_store, neo4j_config, require_server  # noqa: F401
 
 require_server()
 
+import doc_pages  # noqa: E402
 import kg  # noqa: E402
 from conftest import data_dir  # noqa: E402
 from kg import cypher  # noqa: E402
@@ -114,7 +115,7 @@ def _history(model: Path) -> list[float]:
 
 
 def test_training_from_neo4j_sees_the_same_data_and_reaches_the_same_ndcg(sci):
-    from fusion.baselines.base import TrainData
+    from fusion.data import TrainData
     from fusion.evaluation.splits import make_split
 
     from_neo4j = sci["store"].load()
@@ -214,21 +215,14 @@ def test_reexport_changes_nothing_and_a_new_model_version_replaces_the_old(sci, 
 
 
 # --- every exploration query on the real graph ------------------------------------------------------------
-def _queries_of(text: str, blocks: bool) -> list[tuple[dict, str]]:
-    """(params, statement) of each query: README ```cypher blocks, or explore.cypher's `;`-separated chunks."""
-    import ast
-    if blocks:
-        chunks = re.findall(r"```cypher\n(.*?)```", text, re.S)
-    else:
-        body = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("//"))
-        chunks = [c for c in (c.strip() for c in body.split(";")) if c]
-    out = []
-    for chunk in chunks:
-        params = {m[1]: ast.literal_eval(m[2]) for m in re.finditer(r"^:param (\w+) => (.+)$", chunk, re.M)}
-        statement = "\n".join(ln for ln in chunk.splitlines() if not ln.startswith(":")).strip()
-        if statement:
-            out.append((params, statement))
-    return out
+def _queries() -> list[tuple[str, dict, str]]:
+    """(where, params, statement) of each read query: explore.cypher's blocks, then every ```cypher block of
+    every documentation page (found by tests/doc_pages.py). Schema, listing and write statements a page
+    shows are left to tests/unit/test_cypher.py: this test only reads."""
+    sources = [doc_pages.explore_blocks()] + [doc_pages.blocks(page) for page in doc_pages.pages()]
+    return [(block.where, block.param_values(), statement)
+            for blocks in sources for block in blocks for statement in block.statements
+            if doc_pages.is_read_query(statement)]
 
 
 def _pick_user(store, rec) -> tuple[str, str]:
@@ -247,12 +241,12 @@ def test_every_exploration_query_returns_rows_that_mean_what_they_say(sci, expor
     user, product = _pick_user(store, rec)
     real = {"user_id": user, "product_id": product}
     ran = {}
-    for source, blocks in ((ROOT / "cypher" / "explore.cypher", False), (ROOT / "README.md", True)):
-        for params, statement in _queries_of(source.read_text(encoding="utf-8"), blocks):
-            args = {**params, **{k: v for k, v in real.items() if k in params}}
-            rows = _q(store, statement, **args)
-            assert rows, f"{source.name}: no rows for {args}:\n{statement}"
-            ran[" ".join(statement.split())] = (args, rows)
+    assert doc_pages.NEO4J_PAGE in doc_pages.pages()
+    for where, params, statement in _queries():
+        args = {**params, **{k: v for k, v in real.items() if k in params}}
+        rows = _q(store, statement, **args)
+        assert rows, f"{where}: no rows for {args}:\n{statement}"
+        ran[" ".join(statement.split())] = (args, rows)
     by_name = {name: ran.get(" ".join(q.split())) for name, q in {**cypher.EXPLORE, **cypher.EXPLORE_RESULTS}.items()}
     assert all(v is not None for v in by_name.values()), [n for n, v in by_name.items() if v is None]
 

@@ -5,6 +5,10 @@ package (grammars-v4). Schema commands (`CREATE CONSTRAINT`, `CREATE VECTOR INDE
 are not openCypher; they are matched against the Neo4j 5 syntax instead. Known gaps of that grammar,
 which the statements avoid: no `*0..` ranges (the lexer reads `0` apart), no `WITH` directly after
 `WITH`, and no `UNION` (it rejects the whitespace before it).
+
+At the end, the documentation: every page with a ```cypher block (README.md, docs/*.md; tests/doc_pages.py
+finds them) shows an exploration query only as cypher/explore.cypher has it, `:param` lines included, and
+no query that neither explore.cypher nor kg/cypher.py holds; docs/neo4j.md shows all of them.
 """
 from __future__ import annotations
 
@@ -18,12 +22,12 @@ from antlr4 import CommonTokenStream, InputStream
 from antlr4.error.ErrorListener import ErrorListener
 from antlr4_cypher import CypherLexer, CypherParser
 
+import doc_pages
 from kg import cypher
 from kg.schema import NODE_LABELS, OUTPUT_REL_TYPES, REL_TYPES
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCS = ROOT / "docs" / "neo4j.md"
-EXPLORE_FILE = ROOT / "cypher" / "explore.cypher"
+ROOT = doc_pages.ROOT
+DOCS = doc_pages.NEO4J_PAGE  # the page that shows every exploration query
 _CLAUSE = re.compile(r"^(MATCH|OPTIONAL|MERGE|UNWIND|CREATE|CALL|WITH|RETURN|DROP|SHOW)\b")
 _SCHEMA = re.compile(r"^(CREATE|DROP|SHOW)\s+(CONSTRAINTS?|INDEX|INDEXES|RANGE|TEXT|VECTOR|FULLTEXT|POINT|LOOKUP)\b")
 DIMENSIONS = (1, 128, 4096)  # the vector index builder is enumerated over these
@@ -285,12 +289,19 @@ def test_exploration_queries_declare_their_parameters():
             assert set(re.findall(r"\$(\w+)", query)) == set(examples[name]), name
 
 
-def _docs_blocks() -> list[str]:
-    return re.findall(r"```cypher\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+# --- the docs: every page that shows Cypher shows the exploration queries as cypher/explore.cypher does -----
+# Besides the exploration queries and kg/cypher.py's own statements, a page may show only these: views of
+# the graph that docs/neo4j.md (section 3) offers Browser users as pictures and an overview. They are
+# not exploration queries (kg.cypher.EXPLORE holds those), so they live on that one page only.
+PAGES = doc_pages.pages()
+
+
+def _page_id(page: Path) -> str:
+    return str(page.relative_to(ROOT))
 
 
 def _squash(s: str) -> str:
-    return " ".join(s.split())
+    return doc_pages.squash(s)
 
 
 def _all_explore() -> dict[str, tuple[str, dict]]:
@@ -299,46 +310,136 @@ def _all_explore() -> dict[str, tuple[str, dict]]:
     return out
 
 
+def _explore_by_statement() -> dict[str, doc_pages.Block]:
+    """explore.cypher's blocks by their (squashed) statement."""
+    return {_squash(b.statements[0]): b for b in doc_pages.explore_blocks()}
+
+
+def test_docs_pages_with_cypher_are_found():
+    """Pages are found by their ```cypher blocks, not listed: docs/neo4j.md is one, and every page found is
+    the README or under docs/."""
+    assert DOCS in PAGES, PAGES
+    for page in PAGES:
+        assert page == ROOT / "README.md" or (ROOT / "docs") in page.parents, page
+        assert doc_pages.blocks(page), f"{_page_id(page)}: a ```cypher fence that the reader does not see"
+
+
 def test_docs_show_every_exploration_query_with_its_params():
-    blocks = _docs_blocks()
+    """docs/neo4j.md shows every exploration query (with its :param lines); other pages may show none."""
+    blocks = doc_pages.blocks(DOCS)
     for name, (query, example) in _all_explore().items():
-        holding = [b for b in blocks if _squash(query) in _squash(b)]
+        holding = [b for b in blocks if _squash(query) in map(_squash, b.statements)]
         assert holding, f"docs/neo4j.md does not show the exploration query {name!r} verbatim"
-        params = set(re.findall(r"^:param (\w+) =>", holding[0], re.M))
-        assert params >= set(example), f"{name}: missing :param lines"
+        assert set(holding[0].param_values()) >= set(example), f"{name}: missing :param lines"
 
 
-def _explore_file_blocks() -> list[tuple[list[str], str]]:
-    """cypher/explore.cypher as (`:param` lines, statement) per `;`-terminated block, comments dropped."""
-    text = EXPLORE_FILE.read_text(encoding="utf-8")
-    body = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("//"))
-    blocks = []
-    for chunk in filter(None, (c.strip() for c in body.split(";"))):
-        params = [ln for ln in chunk.splitlines() if ln.startswith(":")]
-        statement = "\n".join(ln for ln in chunk.splitlines() if not ln.startswith(":")).strip()
-        blocks.append((params, statement))
-    return blocks
+def _not_exact(blocks: list[doc_pages.Block]) -> list[str]:
+    """Each block that shows an exploration query but is not that query's block of cypher/explore.cypher line
+    for line (the same `:param` lines with the same example values, then the same query, nothing else)."""
+    explore = _explore_by_statement()
+    problems = []
+    for block in blocks:
+        shown = [s for s in block.statements if _squash(s) in explore]
+        if not shown:
+            continue
+        if len(block.statements) != 1:
+            problems.append(f"{block.where}: an exploration query shares its block with another statement")
+            continue
+        want = explore[_squash(shown[0])]
+        if block.lines != want.lines:
+            problems.append(f"{block.where} is not {want.where} line for line:\n" + "\n".join(block.lines)
+                            + "\n--- cypher/explore.cypher has:\n" + "\n".join(want.lines))
+    return problems
+
+
+def _classify(statement: str, page: Path) -> str | None:
+    """What a statement shown on a page is, or None if it is none of what a page may show."""
+    squashed = _squash(statement)
+    if squashed in _explore_by_statement():
+        return "exploration query"
+    if statement.startswith("SHOW "):
+        return "listing command"  # shown for Browser users (SHOW VECTOR INDEXES, ...)
+    if _SCHEMA.match(statement):
+        return "schema command"  # checked against the Neo4j 5 syntax in test_every_query_in_the_docs_parses
+    if squashed in {_squash(s) for s in STATEMENTS.values()}:
+        return "kg/cypher.py statement"  # the write-back and ingestion statements, as the project sends them
+    return None
+
+
+def _unknown(blocks: list[doc_pages.Block], page: Path) -> list[str]:
+    """Each statement that is not an exploration query of cypher/explore.cypher, a statement of kg/cypher.py,
+    or a schema or listing command."""
+    import difflib
+    names = {_squash(q): n for n, (q, _) in _all_explore().items()}
+    problems = []
+    for block in blocks:
+        for statement in block.statements:
+            if _classify(statement, page) is None:
+                near = difflib.get_close_matches(_squash(statement), names, n=1, cutoff=0.6)
+                hint = f"; it looks like a drifted copy of {names[near[0]]!r}" if near else ""
+                problems.append(f"{block.where} shows a query that is not in cypher/explore.cypher, or kg/cypher.py"
+                                f"{hint}:\n{statement}")
+    return problems
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_pages_show_exploration_queries_exactly_as_explore_cypher(page):
+    problems = _not_exact(doc_pages.blocks(page))
+    assert not problems, "\n\n".join(problems)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_pages_show_no_other_query(page):
+    """A drifted copy of an exploration query, or a query nobody maintains, fails here."""
+    problems = _unknown(doc_pages.blocks(page), page)
+    assert not problems, "\n\n".join(problems)
+
+
+def test_a_drifted_copy_is_refused(tmp_path):
+    """The two checks above on a made-up page: the exact block passes; a copy with one changed clause, one
+    changed :param value, a missing :param line, or a query kg/cypher.py does not hold does not."""
+    block = next(b for b in doc_pages.explore_blocks() if "[rec:RECOMMENDED]->(p:Product {id: $product_id})"
+                 in b.statements[0])
+    exact = "\n".join(block.lines)
+    cases = {
+        "exact": exact,
+        "changed clause": exact.replace("LIMIT $k", "LIMIT 5"),
+        "changed :param": exact.replace(":param k => 25", ":param k => 10"),
+        "missing :param": exact.replace(":param k => 25\n", ""),
+        "unmaintained query": "MATCH (n:Product)\nRETURN n.id AS product\nLIMIT $k",
+    }
+    assert len(set(cases.values())) == len(cases)
+    page = tmp_path / "made-up.md"
+    page.write_text("".join(f"# {name}\n\n```cypher\n{text}\n```\n\n" for name, text in cases.items()),
+                    encoding="utf-8")
+    blocks = dict(zip(cases, doc_pages.blocks(page)))
+    for name, b in blocks.items():
+        problems = _not_exact([b]) + _unknown([b], page)
+        assert bool(problems) == (name != "exact"), (name, problems)
+    assert "drifted copy of 'why_recommended'" in _unknown([blocks["changed clause"]], page)[0]
 
 
 def test_explore_file_holds_every_exploration_query_and_parses():
-    blocks = _explore_file_blocks()
-    statements = [s for _, s in blocks]
+    blocks = doc_pages.explore_blocks()
+    assert all(len(b.statements) == 1 for b in blocks), [b.where for b in blocks if len(b.statements) != 1]
+    statements = [b.statements[0] for b in blocks]
     for s in statements:
         parse(s)
     expected = _all_explore()
     assert sorted(map(_squash, statements)) == sorted(_squash(q) for q, _ in expected.values())
-    for params, statement in blocks:
-        name = next(n for n, (q, _) in expected.items() if _squash(q) == _squash(statement))
-        declared = {re.match(r":param (\w+) =>", p)[1] for p in params}
-        assert declared == set(expected[name][1]), f"{name}: :param lines {declared}"
-
-
-def test_every_query_in_the_docs_parses():
-    blocks = _docs_blocks()
-    assert len(blocks) >= 5
     for block in blocks:
-        body = "\n".join(ln for ln in block.splitlines() if not ln.startswith(":")).strip()
-        for statement in filter(None, (s.strip() for s in body.split(";"))):
+        name = next(n for n, (q, _) in expected.items() if _squash(q) == _squash(block.statements[0]))
+        declared = {re.match(r":param (\w+) =>", p)[1] for p in block.params}
+        assert declared == set(expected[name][1]), f"{name}: :param lines {declared}"
+        assert block.param_values() == expected[name][1], f"{name}: :param values {block.param_values()}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_every_query_in_the_docs_parses(page):
+    blocks = doc_pages.blocks(page)
+    assert len(blocks) >= (5 if page == DOCS else 1)
+    for block in blocks:
+        for statement in block.statements:
             if statement.startswith("SHOW "):
                 continue  # listing commands shown for Browser users
             if _SCHEMA.match(statement):

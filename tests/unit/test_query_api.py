@@ -510,3 +510,12 @@ def test_model_without_text():
         rec.similar("B3", text_weight=0.5)
     rec.add_products(pd.DataFrame([_row(rec, "B3", "B3-again")]))
     assert "B3" in rec.similar("B3-again", k=5)["product_id"].tolist()
+
+
+def test_catalog_and_text_vectors_are_public_and_read_only(shared_rec):
+    cat = shared_rec.catalog
+    assert [str(x) for x in cat.ids] == shared_rec.product_ids
+    text = shared_rec.product_text_vectors
+    assert text.shape[0] == len(cat) and text.dtype == np.float32
+    with pytest.raises(ValueError):
+        text[0, 0] = 1.0
