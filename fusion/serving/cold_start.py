@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from kg.export import column_index
 from kg.schema import HAS_BRAND, IN_CATEGORY, USER
 
 __all__ = ["GraphNeighbourhood", "fuse", "product_neighbours"]
@@ -76,8 +77,7 @@ class GraphNeighbourhood:
         if USER in index.offsets:
             keep[index.slice(USER)] = False
         rows = np.flatnonzero(keep)
-        row_of = np.full(index.total, -1, dtype=np.int64)
-        row_of[rows] = np.arange(len(rows))
+        row_of = column_index(index.total, rows)  # entity -> its row in the stack (-1: a user)
         sel = torch.from_numpy(rows)
         stack = (np.stack([layers[l][sel].numpy() for l in range(num_layers)]).astype(np.float32)
                  if num_layers else np.zeros((0, len(rows), layers[0].shape[1]), np.float32))
