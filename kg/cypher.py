@@ -36,6 +36,7 @@ __all__ = [
     "DROP_VECTOR_INDEX", "SHOW_INDEXES", "AWAIT_INDEX", "SET_EMBEDDINGS", "CLEAR_OTHER_EMBEDDINGS",
     "merge_output", "prune_output", "output_models", "delete_output_model",
     "EXPLORE_RESULTS", "EXPLORE_RESULTS_EXAMPLE_PARAMS",
+    "GDS_VERSION", "GDS_PROJECT", "GDS_FASTRP_STREAM", "GDS_DROP",
 ]
 
 META_LABEL = "KGMeta"      # fixed, never taken from input
@@ -470,3 +471,28 @@ EXPLORE_RESULTS_EXAMPLE_PARAMS: dict[str, dict[str, object]] = {
     "model_versions": {},
     "embedding_models": {},
 }
+
+
+# --- Graph Data Science (fusion.evaluation.baselines.gds_fastrp): an in-memory graph from parameters --------
+# None of these reads or writes the stored graph. The projection is a Cypher aggregation over `$groups`,
+# lists of integer node ids that the caller sends (GDS takes integers as node ids): one group per label
+# (every node of the training graph, `target` null) and per relationship type (`source[i]` -> `target[i]`,
+# `weight[i]` when weights are sent). `$config` carries the projection settings (undirected orientation).
+GDS_VERSION = "RETURN gds.version() AS version"
+GDS_PROJECT = (
+    "UNWIND $groups AS g\n"
+    "UNWIND range(0, size(g.source) - 1) AS i\n"
+    "WITH gds.graph.project($graph, g.source[i], g.target[i],\n"
+    "       {sourceNodeLabels: g.source_label, targetNodeLabels: g.target_label, relationshipType: g.type,\n"
+    "        relationshipProperties: CASE WHEN g.weight IS NULL THEN null ELSE {weight: g.weight[i]} END},\n"
+    "       $config) AS projection\n"
+    "RETURN projection.graphName AS graph, projection.nodeCount AS nodes,\n"
+    "       projection.relationshipCount AS relationships, projection.projectMillis AS millis")
+# FastRP on the projected graph; only nodes with an id below `$below` come back (the caller numbers the
+# nodes it wants embeddings of first).
+GDS_FASTRP_STREAM = (
+    "CALL gds.fastRP.stream($graph, $config) YIELD nodeId, embedding\n"
+    "WHERE nodeId < $below\n"
+    "RETURN nodeId, embedding")
+# `drop` in backticks: DROP is a keyword of the openCypher grammar the unit tests parse with (Neo4j takes both)
+GDS_DROP = "CALL gds.graph.`drop`($graph, false) YIELD graphName RETURN graphName"

@@ -1,11 +1,17 @@
 """A real Neo4j Community 5.26 server on loopback, without Docker: resolved from Maven Central, run on Java 17+.
 
-`scripts/neo4j/pom.xml` names the artifacts (the server, the import tool, Neo4j Browser); Maven
-resolves them into ~/.m2 and writes a classpath, and the server starts as the distribution's
-`neo4j console` does: `java ... org.neo4j.server.CommunityEntryPoint --home-dir HOME --config-dir HOME/conf`,
-with the JVM flags of Neo4j's own `neo4j.conf`. Everything lives under one directory `home` that the
-caller names (conf/, data/, logs/, run/, import/, neo4j.pid). Authentication is on; the password
-of user `neo4j` is set before the first start (`neo4j-admin dbms set-initial-password`).
+`scripts/neo4j/pom.xml` names the artifacts (the server, the import tool, Neo4j Browser, Graph Data
+Science Community); Maven resolves them into ~/.m2 and writes a classpath, and the server starts as the
+distribution's `neo4j console` does: `java ... org.neo4j.server.CommunityEntryPoint --home-dir HOME
+--config-dir HOME/conf`, with the JVM flags of Neo4j's own `neo4j.conf`. Everything lives under one
+directory `home` that the caller names (conf/, data/, logs/, run/, import/, plugins/, neo4j.pid).
+Authentication is on; the password of user `neo4j` is set before the first start (`neo4j-admin dbms
+set-initial-password`).
+
+Graph Data Science (GDS_VERSION, `ServerConfig.gds`, on by default): as the distribution does with a
+plugin jar, its jars are both on the server's classpath (its extensions are found there) and in the
+home's plugins/ (as symbolic links into ~/.m2: Neo4j compiles procedures from the jars it finds there),
+and `gds.*` is unrestricted. With `gds=False` they are left off both.
 
     server = start(ServerConfig(home=Path("work/neo4j"), password=os.environ["NEO4J_PASSWORD"]))
     ...  # bolt://127.0.0.1:7687, http://127.0.0.1:7474/browser/
@@ -25,11 +31,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["NEO4J_VERSION", "DEFAULT_POM", "ServerConfig", "RunningServer", "Neo4jServerError",
+__all__ = ["NEO4J_VERSION", "GDS_VERSION", "DEFAULT_POM", "ServerConfig", "RunningServer", "Neo4jServerError",
            "Neo4jServerUnavailable", "check_tools", "resolve_classpath", "start", "stop", "kill", "pid_of",
-           "is_running", "memory_kib", "admin", "log_tail"]
+           "is_running", "memory_kib", "admin", "log_tail", "server_classpath"]
 
 NEO4J_VERSION = "5.26.30"
+GDS_VERSION = "2.13.9"  # Graph Data Science Community; its 2.13 line supports Neo4j 5.26
 DEFAULT_POM = Path(__file__).resolve().parents[1] / "scripts" / "neo4j" / "pom.xml"
 _ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
 _ADMIN_TOOL = "org.neo4j.cli.AdminTool"
@@ -66,6 +73,7 @@ class ServerConfig:
         heap: JVM heap, e.g. "1g" (initial = max, as Neo4j recommends).
         pagecache: page cache for the store files, e.g. "512m".
         startup_timeout_s: how long `start` waits for Bolt to answer before it gives up.
+        gds: with the Graph Data Science procedures (`gds.*`; default True).
     """
 
     home: Path
@@ -78,6 +86,7 @@ class ServerConfig:
     java: str = "java"
     mvn: str = "mvn"
     pom: Path = DEFAULT_POM
+    gds: bool = True
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
@@ -183,6 +192,8 @@ def _conf(config: ServerConfig) -> str:
         "dbms.usage_report.enabled=false",
         # bounded transaction log: the store is rebuilt from the input files, not from old logs
         "db.tx_log.rotation.retention_policy=2 files",
+        # GDS reaches into the kernel (in-memory graphs, its own threads): its procedures run unrestricted
+        *(["dbms.security.procedures.unrestricted=gds.*"] if config.gds else []),
         "",
     ])
 
@@ -193,6 +204,36 @@ def _prepare(config: ServerConfig) -> dict[str, str]:
         (config.home / sub).mkdir(parents=True, exist_ok=True)
     (config.home / "conf" / "neo4j.conf").write_text(_conf(config), encoding="utf-8")
     return {**os.environ, "NEO4J_HOME": str(config.home), "NEO4J_CONF": str(config.home / "conf")}
+
+
+_GDS_PATH = "/org/neo4j/gds/"  # where Maven keeps the GDS jars (group org.neo4j.gds)
+
+
+def server_classpath(classpath: str, gds: bool) -> str:
+    """`classpath` as the server runs with it: all of it with GDS, else without the org.neo4j.gds jars
+    (their few third-party libraries stay: unused, they change nothing)."""
+    if gds:
+        return classpath
+    return os.pathsep.join(p for p in classpath.split(os.pathsep) if _GDS_PATH not in Path(p).as_posix())
+
+
+def _link_plugins(home: Path, classpath: str, gds: bool) -> int:
+    """Make home/plugins/ hold a symbolic link to each org.neo4j.gds jar of `classpath` (with `gds`) or
+    none: earlier links into a GDS path are removed first, anything else there is left alone.
+    Returns the number of links."""
+    plugins = home / "plugins"
+    for entry in plugins.iterdir():
+        if entry.is_symlink() and _GDS_PATH in os.readlink(entry).replace(os.sep, "/"):
+            entry.unlink()
+    if not gds:
+        return 0
+    jars = [Path(p) for p in classpath.split(os.pathsep) if _GDS_PATH in Path(p).as_posix() and p.endswith(".jar")]
+    if not jars:
+        raise Neo4jServerUnavailable(f"the classpath from {DEFAULT_POM.name} has no org.neo4j.gds jars: is Graph "
+                                     f"Data Science {GDS_VERSION} still in the pom? (or start with gds=False)")
+    for jar in jars:
+        (plugins / jar.name).symlink_to(jar)
+    return len(jars)
 
 
 def _pid_file(home: Path) -> Path:
@@ -248,7 +289,8 @@ def log_tail(home: Path, lines: int = 30) -> str:
 def admin(config: ServerConfig, *args: str, classpath: str | None = None, timeout_s: float = 3600,
           heap: str | None = None) -> subprocess.CompletedProcess:
     """Run `neo4j-admin ARGS` (org.neo4j.cli.AdminTool) against `config.home`; raises on a non-zero exit."""
-    cp = classpath or resolve_classpath(config.pom, config.mvn)
+    # the admin tool needs none of GDS
+    cp = server_classpath(classpath or resolve_classpath(config.pom, config.mvn), gds=False)
     env = _prepare(config)
     cmd = [config.java, f"-Xmx{heap or config.heap}", *JVM_FLAGS, "-cp", cp, _ADMIN_TOOL, *args]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
@@ -292,10 +334,13 @@ def start(config: ServerConfig, classpath: str | None = None) -> RunningServer:
     if (pid := pid_of(config.home)) is not None:
         raise Neo4jServerError(f"a Neo4j server from {config.home} is already running (pid {pid}); "
                                f"stop it first (scripts/neo4j_server.py stop --home {config.home})")
-    cp = classpath or resolve_classpath(config.pom, config.mvn)
+    full_cp = classpath or resolve_classpath(config.pom, config.mvn)
+    cp = server_classpath(full_cp, config.gds)
     env = _prepare(config)
+    _link_plugins(config.home, full_cp, config.gds)
     if not (config.home / "data" / "dbms").exists():  # first start: the password must be set before it
-        admin(config, "dbms", "set-initial-password", config.password, classpath=cp, timeout_s=300, heap="256m")
+        admin(config, "dbms", "set-initial-password", config.password, classpath=full_cp, timeout_s=300,
+              heap="256m")
     cmd = [config.java, f"-Xms{config.heap}", f"-Xmx{config.heap}", *JVM_FLAGS, "-cp", cp, _ENTRY_POINT,
            f"--home-dir={config.home}", f"--config-dir={config.home / 'conf'}"]
     console = open(config.home / "logs" / "console.log", "ab")

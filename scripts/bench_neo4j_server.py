@@ -1,11 +1,12 @@
 """Startup time and memory of the local Neo4j server (kg.neo4j_server): fresh homes and restarts.
 
-  python scripts/bench_neo4j_server.py [--runs 3] [--heap 1g] [--pagecache 512m] [--json out.json]
+  python scripts/bench_neo4j_server.py [--runs 3] [--heap 1g] [--pagecache 512m] [--no-gds] [--json out.json]
 
 Each run starts a server in a fresh home (first start: the password is set, the system and neo4j
 databases are created), stops it, starts it again on the same home (a restart), and records the seconds
 until Bolt answered and the server's resident memory (VmRSS) right after, and its peak (VmHWM). The load
-average is printed beside the figures: other work on the machine slows a start.
+average is printed beside the figures: other work on the machine slows a start. `--no-gds` starts the
+server without Graph Data Science (on by default), to see what GDS costs.
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--heap", default="1g")
     ap.add_argument("--pagecache", default="512m")
+    ap.add_argument("--gds", action=argparse.BooleanOptionalAction, default=True,
+                    help="with Graph Data Science (default; --no-gds: without)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     cp = ns.resolve_classpath()
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     for run in range(args.runs):
         home = Path(tempfile.mkdtemp(prefix="kgrec-bench-neo4j-"))
         config = ns.ServerConfig(home=home, password=secrets.token_urlsafe(12), bolt_port=_port(),
-                                 http_port=_port(), heap=args.heap, pagecache=args.pagecache)
+                                 http_port=_port(), heap=args.heap, pagecache=args.pagecache, gds=args.gds)
         try:
             for kind in ("first start", "restart"):
                 load = os.getloadavg()[0]
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             ns.stop(home)
             shutil.rmtree(home, ignore_errors=True)
-    print(f"\nNeo4j {ns.NEO4J_VERSION}, heap {args.heap}, page cache {args.pagecache}, {os.cpu_count()} cores")
+    print(f"\nNeo4j {ns.NEO4J_VERSION}" + (f" with GDS {ns.GDS_VERSION}" if args.gds else " without GDS")
+          + f", heap {args.heap}, page cache {args.pagecache}, {os.cpu_count()} cores")
     print(f"{'':12} {'start s (median)':>17} {'RSS MiB':>8} {'peak MiB':>9}")
     for kind in ("first start", "restart"):
         sub = [r for r in rows if r["kind"] == kind]
@@ -69,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{statistics.median(r['rss_mib'] for r in sub):>8.0f} {max(r['peak_mib'] for r in sub):>9.0f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"version": ns.NEO4J_VERSION, "heap": args.heap,
+        args.json.write_text(json.dumps({"version": ns.NEO4J_VERSION, "gds": ns.GDS_VERSION if args.gds else None,
+                                         "heap": args.heap,
                                          "pagecache": args.pagecache, "runs": rows}, indent=2))
     return 0
 

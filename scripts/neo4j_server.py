@@ -11,6 +11,7 @@ random password, runs CMD with NEO4J_URI, NEO4J_PASSWORD, NEO4J_HTTP_URI and NEO
 stops the server and exits with CMD's status. Where Java or Maven is missing, `run` still runs CMD, with
 KGREC_NEO4J_UNAVAILABLE giving the reason, which the live tests print as their skip reason.
 Memory: --heap (NEO4J_HEAP_SIZE, default 1g) and --pagecache (NEO4J_PAGECACHE_SIZE, default 512m).
+Graph Data Science (the gds.* procedures) is on; --no-gds starts the server without it.
 """
 from __future__ import annotations
 
@@ -31,12 +32,13 @@ from kg import neo4j_server as ns  # noqa: E402
 
 def _config(args: argparse.Namespace, home: Path, password: str) -> ns.ServerConfig:
     return ns.ServerConfig(home=home, password=password, bolt_port=args.bolt_port, http_port=args.http_port,
-                           heap=args.heap, pagecache=args.pagecache, startup_timeout_s=args.wait_s)
+                           heap=args.heap, pagecache=args.pagecache, startup_timeout_s=args.wait_s, gds=args.gds)
 
 
 def _announce(server: ns.RunningServer) -> None:
     mem = ns.memory_kib(server.pid)
-    print(f"Neo4j {ns.NEO4J_VERSION} up in {server.startup_s:.1f}s (pid {server.pid}, "
+    gds = f" with GDS {ns.GDS_VERSION}" if server.config.gds else ""
+    print(f"Neo4j {ns.NEO4J_VERSION}{gds} up in {server.startup_s:.1f}s (pid {server.pid}, "
           f"RSS {mem.get('rss', 0) / 1024:.0f} MiB): Bolt {server.bolt_uri}, Browser {server.http_uri}/browser/ "
           f"(user neo4j); home {server.config.home}", flush=True)
 
@@ -110,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--heap", default=os.environ.get("NEO4J_HEAP_SIZE", "1g"))
             p.add_argument("--pagecache", default=os.environ.get("NEO4J_PAGECACHE_SIZE", "512m"))
             p.add_argument("--wait-s", type=float, default=300.0, help="how long to wait for Bolt (default 300)")
+            p.add_argument("--gds", action=argparse.BooleanOptionalAction, default=True,
+                           help="with Graph Data Science (default; --no-gds: without)")
         if verb == "run":
             p.add_argument("command", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)

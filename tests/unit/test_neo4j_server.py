@@ -74,3 +74,36 @@ def test_start_needs_a_password(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "neo4j_server.py"), "start", "--home", str(tmp_path)],
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 2 and "set NEO4J_PASSWORD" in out.stderr
+
+
+def test_gds_is_on_by_default_and_off_leaves_no_trace(tmp_path):
+    """GDS: its jars on the classpath and linked into plugins/ (Neo4j compiles procedures from there), gds.*
+    unrestricted; with gds=False none of it, and links made earlier are removed (a user's own jar stays)."""
+    m2 = tmp_path / "m2"
+    jars = {name: m2 / path / name for name, path in (
+        ("neo4j-5.26.30.jar", "org/neo4j/neo4j/5.26.30"), ("proc-2.13.9.jar", "org/neo4j/gds/proc/2.13.9"),
+        ("core-2.13.9.jar", "org/neo4j/gds/core/2.13.9"), ("hppc-0.7.3.jar", "com/carrotsearch/hppc/0.7.3"))}
+    for jar in jars.values():
+        jar.parent.mkdir(parents=True)
+        jar.write_bytes(b"")
+    cp = os.pathsep.join(map(str, jars.values()))
+    assert ns.server_classpath(cp, gds=True) == cp
+    assert ns.server_classpath(cp, gds=False).split(os.pathsep) == [str(jars["neo4j-5.26.30.jar"]),
+                                                                     str(jars["hppc-0.7.3.jar"])]
+    cfg = ns.ServerConfig(home=tmp_path / "h", password="long-enough")
+    assert cfg.gds
+    ns._prepare(cfg)
+    assert "dbms.security.procedures.unrestricted=gds.*" in (cfg.home / "conf" / "neo4j.conf").read_text()
+    own = cfg.home / "plugins" / "apoc.jar"
+    own.write_bytes(b"")
+    assert ns._link_plugins(cfg.home, cp, gds=True) == 2
+    links = {p.name: p.resolve() for p in (cfg.home / "plugins").iterdir() if p.is_symlink()}
+    assert links == {"proc-2.13.9.jar": jars["proc-2.13.9.jar"], "core-2.13.9.jar": jars["core-2.13.9.jar"]}
+    assert ns._link_plugins(cfg.home, cp, gds=True) == 2  # a restart: the same links again
+    off = ns.ServerConfig(home=tmp_path / "h", password="long-enough", gds=False)
+    ns._prepare(off)
+    assert "procedures.unrestricted" not in (off.home / "conf" / "neo4j.conf").read_text()
+    assert ns._link_plugins(off.home, cp, gds=False) == 0
+    assert [p.name for p in (off.home / "plugins").iterdir()] == ["apoc.jar"]
+    with pytest.raises(ns.Neo4jServerUnavailable, match="no org.neo4j.gds jars"):
+        ns._link_plugins(cfg.home, ns.server_classpath(cp, gds=False), gds=True)
