@@ -86,6 +86,7 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "ease": {"reg": 100.0},  # lambda 10..1000: 0.0491..0.0542
         "bpr_mf": {"dim": 64, "lr": 0.005, "reg": 1e-5, "epochs": 35},  # tuned on beauty validation
         # implicit_als / implicit_bpr / lightfm: beauty validation chose the same values as scientific
+        "gds_fastrp": {"user_vector": "node"},  # beauty validation (--tune gds_fastrp); scientific: history_mean
     },
 }
 
