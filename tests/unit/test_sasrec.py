@@ -109,3 +109,21 @@ def test_sasrec_text_ranks_a_product_nobody_bought(tmp_path):
     hammer_fans = g.id_map("User").indices([f"u{u}" for u in range(1, 16, 2)])
     s = model.score(hammer_fans)
     assert (s[:, cold] > s[:, apples].max(axis=1)).all()
+
+
+def test_validation_curve_script_prints_the_checks(tmp_path, capsys):
+    """scripts/validation_curve.py on a tiny store: the JSON line has a check every eval_every epochs."""
+    import json
+
+    from eval_fixtures import checker_board
+    from kg import EmbeddedStore
+    from scripts_loader import script
+
+    g, _ = checker_board(tmp_path)
+    EmbeddedStore(tmp_path / "store").write(g)
+    assert script("validation_curve").main([
+        "--store", str(tmp_path / "store"), "--split", "loo", "--model", "sasrec", "--threads", "1",
+        "--set", "epochs", "4", "--set", "eval_every", "2", "--set", "dim", "8", "--set", "max_len", "10"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [e for e, _ in out["valid_ndcg@10"]] == [2, 4] and out["best_epoch"] in (2, 4)
+    assert len(out["loss"]) == 4 and out["params"]["dim"] == 8
