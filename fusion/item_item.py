@@ -10,7 +10,7 @@ W [n_items, n_items] holds EASE weights (Steck, WWW 2019) fitted on the training
     P = (X^T X + reg I)^-1,   B_ji = -P_ji / P_ii (j != i),  B_ii = 0,
 
 pruned to the `top_k` largest positive weights of each product's column, so that the term is sparse (top-k
-retrieval stays exact: see `fusion.query`), never negative, and W[j, i] reads as "having j speaks for i".
+retrieval stays exact: see `fusion.serving.query`), never negative, and W[j, i] reads as "having j speaks for i".
 gamma = weight * std(<U, F>) / std(X W), measured on the model's own scores, so that `weight` (chosen on
 validation with `reg`, see `choose_item_item`) is comparable across models and catalogs.
 """

@@ -89,7 +89,7 @@ class FusionModel(nn.Module):
 
     def fuse(self, graph: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
         """Gate graph vectors [m, d] with frozen text embeddings [m, text_dim] -> fused vectors [m, d] (the graph
-        vectors alone without text); also serves products added after training (`fusion.cold_start`)."""
+        vectors alone without text); also serves products added after training (`fusion.serving.cold_start`)."""
         if not self.config.use_text or text is None:
             return graph
         t = self.text_head(text)

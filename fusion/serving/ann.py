@@ -1,7 +1,7 @@
 """Approximate maximum-inner-product search with faiss, for catalogs of millions of products.
 
-`FaissIndex` answers exactly what `fusion.topk.ExactIndex` answers (`size`, `search`, `add`; see
-`fusion.topk.TopKIndex`), approximately: the best k columns by inner product <query, product>, best first,
+`FaissIndex` answers exactly what `fusion.serving.topk.ExactIndex` answers (`size`, `search`, `add`; see
+`fusion.serving.topk.TopKIndex`), approximately: the best k columns by inner product <query, product>, best first,
 padded with (-inf, -1). Filters stay exact: `exclude` (per query row) and `allowed` (a bool mask over
 columns) are applied to an over-fetched candidate list (k + the longest exclude list, scaled up by
 n / |allowed|), which grows 4x until k candidates survive; a row that still lacks them, or an `allowed`

@@ -11,12 +11,12 @@ explanations and products added after training.
 At load the model is bound to the whole store (every interaction, so histories and `exclude_seen` use all
 that is known), and everything a query needs is precomputed as numpy: the fused product vectors F [n, d],
 every known user's vector U [num_users, d], and top-k indexes over F (recommend), unit-length F (similar)
-and [F^ | T | F] (search, see `fusion.search`). A recommendation is then one matrix-vector product and a
+and [F^ | T | F] (search, see `fusion.serving.search`). A recommendation is then one matrix-vector product and a
 partial sort, joined with the few products the model's sparse item-item term lifts for the user's history
 (`fusion.item_item`: that term is never negative, so the index's top k plus those products hold the exact
 top k of the full score). Those arrays, the catalog and the indexes form an immutable snapshot; `add_products` builds a
 new one (copying the indexes) and swaps it in atomically, so every method may be called from several
-threads at once. An index without `copy()` (such as `fusion.ann.FaissIndex`) is grown in place instead,
+threads at once. An index without `copy()` (such as `fusion.serving.ann.FaissIndex`) is grown in place instead,
 under a write lock that its searches share as readers. The text encoder loads on the first call that needs
 it (search, add_products, recommend_new_user with a query) and runs under a lock.
 
@@ -91,12 +91,13 @@ class Recommender:
         store: the graph store (path, a store object with `load()`, or a `kg.KnowledgeGraph`); default the
             `store` recorded in meta.json. It must hold the entities the model was trained on (it may hold
             more interactions between them: the model is bound to all of them).
-        index: "exact" (`fusion.topk.ExactIndex`), "faiss" (`fusion.ann.FaissIndex`), a callable
+        index: "exact" (`fusion.serving.topk.ExactIndex`), "faiss" (`fusion.serving.ann.FaissIndex`), a callable
             `vectors -> TopKIndex` used for all three indexes, or a `TopKIndex` instance that already holds
             `product_vectors` in `product_ids` order (it serves `recommend`; similar and search use exact ones).
         text_encoder: an object with `encode_query(str)` and `encode_texts(list[str])` to use instead of the
             model's own encoder (`text.TextEncoder` with the model's `encoder` setting, loaded on first use).
-        search_blend: `fusion.search.SearchBlend` weights (default alpha 0.1, beta 0.25, measured on Scientific).
+        search_blend: `fusion.serving.search.SearchBlend` weights (default alpha 0.1, beta 0.25, measured on
+            Scientific).
         on_unknown: "popular" (default: unknown users get the most popular products and a warning) or "raise".
     """
 
@@ -311,7 +312,7 @@ class Recommender:
     def search(self, query: str, k: int = 10, user_id: str | None = None, exclude_seen: bool = False,
                brands=None, categories=None) -> pd.DataFrame:
         """Products for a text query; with `user_id`, personalised (the user's dot-product score joins the
-        blend, see `fusion.search`; the item-item term does not: the query, not the history, leads search;
+        blend, see `fusion.serving.search`; the item-item term does not: the query, not the history, leads search;
         an unknown user gets the plain search and an `UnknownUserWarning`), and with `exclude_seen` without
         what that user already interacted with."""
         k = check_k(k)
@@ -363,7 +364,7 @@ class Recommender:
 
     # --- explanations --------------------------------------------------------------------------------
     def explain(self, user_id: str, product_id: str, max_paths: int = 3) -> list[Explanation]:
-        """Knowledge-graph paths from the user's history to the product, best first (see `fusion.explain`):
+        """Knowledge-graph paths from the user's history to the product, best first (see `fusion.serving.explain`):
         same brand, shared category, product relations, other customers. [] when there is none."""
         max_paths = check_k(max_paths, "max_paths")
         u = self._history.user(check_id(user_id, "user"))
@@ -386,7 +387,7 @@ class Recommender:
                 and for explanations.
 
         Each product's vector fuses a text embedding of its text (the encoder) with a graph vector from its
-        brand, categories and related products through the trained graph encoder (`fusion.cold_start`);
+        brand, categories and related products through the trained graph encoder (`fusion.serving.cold_start`);
         brands and categories the graph does not know contribute nothing to the graph side (text only).
         """
         with self._write_lock:

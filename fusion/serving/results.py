@@ -29,7 +29,7 @@ class Explanation:
 
     Attributes:
         text: the path in words ("You bought <X>, which has the same brand (Acme) as this.").
-        score: how strongly the path supports the product (higher first; see `fusion.explain`).
+        score: how strongly the path supports the product (higher first; see `fusion.serving.explain`).
         nodes: the path's nodes from the user to the product, each `(label, id, name)`.
         relations: relationship type of each hop (`len(nodes) - 1` of them), e.g.
             `["INTERACTED", "HAS_BRAND", "HAS_BRAND"]`.

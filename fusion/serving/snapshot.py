@@ -50,7 +50,7 @@ def index_factory(index) -> Callable[[np.ndarray], TopKIndex] | None:
             try:
                 from .ann import FaissIndex
             except ImportError as e:
-                raise ValueError(f"index='faiss' needs fusion.ann and the faiss-cpu package: {e}") from e
+                raise ValueError(f"index='faiss' needs fusion.serving.ann and the faiss-cpu package: {e}") from e
             return FaissIndex
         raise ValueError(f"index must be 'exact', 'faiss', a TopKIndex or a callable vectors -> TopKIndex, "
                          f"got {index!r}")

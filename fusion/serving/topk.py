@@ -4,7 +4,7 @@ Every index answers `search(queries [B, d], k, exclude=None, allowed=None) -> (s
 best first, padded with (-inf, -1) where fewer than k columns qualify. `exclude[b]` lists columns never to
 return for row b (e.g. what a user already has); `allowed` is a bool mask [n] of columns that may be
 returned (e.g. a brand filter). `add(vectors)` appends columns (new products) without rebuilding.
-An approximate index for millions of products (faiss) lives in `fusion.ann` with the same interface.
+An approximate index for millions of products (faiss) lives in `fusion.serving.ann` with the same interface.
 """
 from __future__ import annotations
 
