@@ -112,3 +112,26 @@ def test_one_class_named_recommender():
     assert all(issubclass(cls, fusion.RankingModel) for cls in baselines.BASELINES.values())
     assert issubclass(fusion.FusionRecommender, fusion.RankingModel)
     assert not hasattr(baselines, "Recommender")
+
+
+def room_edges() -> dict[tuple[str, str], int]:
+    """(from room, to room) -> number of imports, over the whole tree (the front door left out)."""
+    edges: dict[tuple[str, str], int] = {}
+    for path in _sources():
+        if path == ROOT / "fusion" / "__init__.py":
+            continue
+        here = _room(_module_name(path))
+        for _, mod in _imports(path):
+            there = _room(mod)
+            if there is not None and there != here:
+                edges[(here, there)] = edges.get((here, there), 0) + 1
+    return edges
+
+
+def test_room_edges_cover_only_allowed_directions():
+    assert all(b in ALLOWED[a] for a, b in room_edges())
+
+
+if __name__ == "__main__":  # python tests/unit/test_layout.py: the import graph between the rooms
+    for (a, b), n in sorted(room_edges().items()):
+        print(f"{a:18s} -> {b:18s} {n} imports")
