@@ -43,12 +43,13 @@ import torch
 from ..data import TrainData
 from ..item_item import HEAD_FILE, ItemItemHead
 from ..recommender import FusionRecommender
+from ..vectors import unit_rows
 from .catalog import Catalog, parse_new_products, parse_new_relations
 from .cold_start import GraphNeighbourhood, fuse, product_neighbours
 from .explain import explain_paths, recency_weights
 from .results import Explanation, UnknownIdError, batch_frame, check_id, check_id_list, check_k, result_frame
 from .search import SearchBlend, calibrate, search_matrix, search_query
-from .snapshot import ReadWriteLock, Snapshot, clone_index, frozen, index_factory, torch_threads, unit
+from .snapshot import ReadWriteLock, Snapshot, clone_index, frozen, index_factory, torch_threads
 from .topk import ExactIndex, TopKIndex
 from .users import UserHistory, compute_user_vectors
 
@@ -153,7 +154,7 @@ class Recommender:
         history = UserHistory.from_graph(graph, data.column_of)
         users = compute_user_vectors(model, entities, items, history)
         vectors = items.numpy()
-        normed = unit(vectors)
+        normed = unit_rows(vectors)
         text = None if fr.text_embeddings is None or not model.config.use_text else \
             fr.text_embeddings.numpy().astype(np.float32)
         scales = calibrate(model, text, normed, vectors, users) if text is not None else None
@@ -411,7 +412,7 @@ class Recommender:
             graph = np.stack([self._graph_vector(catalog, c, rel) for c in new])
             vectors = fuse(self.model, torch.from_numpy(graph),
                            None if text is None else torch.from_numpy(text)).numpy()
-            normed = unit(vectors)
+            normed = unit_rows(vectors)
             indexes = [st.rec_index, st.sim_index, st.search_index]
             blocks = [vectors, normed, None if text is None else search_matrix(normed, text, vectors)]
             # copy-on-write: readers of the old snapshot keep their indexes; an index that cannot be copied

@@ -14,7 +14,7 @@ import torch
 from .catalog import Catalog
 from .topk import ExactIndex, TopKIndex
 
-__all__ = ["Snapshot", "frozen", "unit", "index_factory", "clone_index", "torch_threads", "ReadWriteLock"]
+__all__ = ["Snapshot", "frozen", "index_factory", "clone_index", "torch_threads", "ReadWriteLock"]
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,6 @@ def frozen(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a, dtype=np.float32)
     a.flags.writeable = False
     return a
-
-
-def unit(a: np.ndarray) -> np.ndarray:
-    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
 
 
 def index_factory(index) -> Callable[[np.ndarray], TopKIndex] | None:

@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from kg import cypher
 from kg.schema import BRAND, CATEGORY, INTERACTED, PRODUCT, REL_SPECS, USER
 
 from ...data import TrainData
 from ...ranking_model import RankingModel
+from ...vectors import history_means, unit_rows
 
 __all__ = ["GDSFastRP", "Projection", "build_projection", "server_unavailable", "USER_VECTORS", "GRAPH_PREFIX"]
 
@@ -144,10 +144,6 @@ def fastrp_config(embedding_dimension: int, iteration_weights: list[float], norm
     if concurrency is not None:
         conf["concurrency"] = int(concurrency)
     return conf
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def server_unavailable(environ: Mapping[str, str] | None = None) -> str | None:
@@ -270,13 +266,11 @@ class GDSFastRP(RankingModel):
         emb = np.zeros((below, self.embedding_dimension), dtype=np.float32)
         if below:
             emb[node] = np.asarray([r["embedding"] for r in records], dtype=np.float32)
-        self.item_vectors_ = _unit_rows(emb[:proj.catalog_end])
+        self.item_vectors_ = unit_rows(emb[:proj.catalog_end])
         if self.user_vector == "node":
-            self.user_vectors_ = _unit_rows(emb[proj.catalog_end:proj.users_end])
+            self.user_vectors_ = unit_rows(emb[proj.catalog_end:proj.users_end])
         else:  # the mean of the user's (unit) training item vectors; no history: zeros
-            ui = train.user_items
-            n = np.maximum(np.asarray(ui.sum(axis=1)).ravel(), 1.0)
-            self.user_vectors_ = np.asarray((sp.diags(1.0 / n) @ ui) @ self.item_vectors_, dtype=np.float32)
+            self.user_vectors_ = history_means(train.user_items, self.item_vectors_)
         info["total_s"] = time.perf_counter() - t0
         self.fit_info_ = {k: round(v, 3) if isinstance(v, float) else v for k, v in info.items()}
         return self

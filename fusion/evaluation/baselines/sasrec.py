@@ -124,7 +124,6 @@ class SASRec(RankingModel):
     """
 
     name = "sasrec"
-    uses_text = False
 
     def __init__(self, dim: int = 64, num_layers: int = 2, num_heads: int = 1, max_len: int = 50,
                  dropout: float = 0.2, lr: float = 1e-3, weight_decay: float = 0.0, epochs: int = 200,
@@ -213,7 +212,6 @@ class SASRecText(SASRec):
     """
 
     name = "sasrec_text"
-    uses_text = True
 
     def __init__(self, encoder: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)

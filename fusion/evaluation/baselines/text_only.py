@@ -10,12 +10,12 @@ it shows how far content alone gets and is the natural cold-start peer.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from kg.export import products_frame
 
 from ...data import TrainData
 from ...ranking_model import RankingModel
+from ...vectors import history_means, unit_rows
 
 __all__ = ["TextOnly"]
 
@@ -40,11 +40,8 @@ class TextOnly(RankingModel):
         ids, vecs = text.encode_products(enc, frame, train.cache_dir, show_progress=self.show_progress)
         if list(ids) != frame["product_id"].tolist():
             raise ValueError("encode_products returned ids in a different order than the products given")
-        t = vecs.detach().cpu().numpy().astype(np.float32)
-        t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
-        ui = train.user_items
-        n = np.maximum(np.asarray(ui.sum(axis=1)).ravel(), 1.0)
-        self._profiles = np.asarray((sp.diags(1.0 / n) @ ui) @ t, dtype=np.float32)
+        t = unit_rows(vecs.detach().cpu().numpy().astype(np.float32))
+        self._profiles = history_means(train.user_items, t)
         self._t = t
         return self
 
