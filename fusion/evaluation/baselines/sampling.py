@@ -67,11 +67,14 @@ def valid_ndcg(score_fn: Callable[[np.ndarray], np.ndarray], train: sp.csr_matri
     return ndcg_at_k(top, valid[users], 10)
 
 
-def early_stopping(score_fn: Callable[[np.ndarray], np.ndarray], train: TrainData) -> EarlyStopping | None:
-    """Early stopping on `train.valid` (validation NDCG@10 of `score_fn`), or None when it is not set."""
+def early_stopping(score_fn: Callable[[np.ndarray], np.ndarray], train: TrainData, eval_every: int = 5,
+                   patience: int = 3) -> EarlyStopping | None:
+    """Early stopping on `train.valid` (validation NDCG@10 of `score_fn` every `eval_every` epochs, `patience`
+    checks without a gain), or None when it is not set."""
     if train.valid is None:
         return None
-    return EarlyStopping(lambda: valid_ndcg(score_fn, train.user_items, train.valid, seed=train.seed))
+    return EarlyStopping(lambda: valid_ndcg(score_fn, train.user_items, train.valid, seed=train.seed),
+                         eval_every=eval_every, patience=patience)
 
 
 def run_epochs(epochs: int, run_epoch: Callable[[int], None], stop: EarlyStopping | None,

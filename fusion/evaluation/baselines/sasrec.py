@@ -31,7 +31,7 @@ from torch import nn
 from ...data import TrainData, build_histories
 from ...features import text_embeddings
 from ...ranking_model import RankingModel
-from .sampling import EarlyStopping, run_epochs, valid_ndcg
+from .sampling import early_stopping, run_epochs
 
 __all__ = ["SASRec", "SASRecText", "SASRecNet", "training_windows", "last_items"]
 
@@ -177,10 +177,7 @@ class SASRec(RankingModel):
                 total, count = total + float(loss.detach()) * len(tgt), count + len(tgt)
             self.loss_history_.append(total / max(count, 1))
 
-        stop = None
-        if train.valid is not None:
-            stop = EarlyStopping(lambda: valid_ndcg(self.score, train.user_items, train.valid, seed=train.seed),
-                                 eval_every=self.eval_every, patience=self.patience)
+        stop = early_stopping(self.score, train, self.eval_every, self.patience)
         best = run_epochs(self.epochs, epoch, stop,
                           lambda: {k: v.detach().clone() for k, v in self.net_.state_dict().items()})
         if best is not None:
