@@ -141,7 +141,7 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
     `model_dir` (from scripts/train.py on the same store and split), `fusion` is that trained model and the
     ablations start from its config.
     """
-    tuning = TrainData.from_graph(split.fit_graph(graph, False), valid=split.valid, seed=seed, cache_dir=cache_dir)
+    tuning = _train_data(graph, split, False, seed, cache_dir)
     final = _train_data(graph, split, True, seed, cache_dir)
     base = FusionConfig()
     trained_seconds = 0.0
