@@ -339,7 +339,8 @@ def start(config: ServerConfig, classpath: str | None = None) -> RunningServer:
     env = _prepare(config)
     _link_plugins(config.home, full_cp, config.gds)
     if not (config.home / "data" / "dbms").exists():  # first start: the password must be set before it
-        admin(config, "dbms", "set-initial-password", config.password, classpath=full_cp, timeout_s=300,
+        # "--": the password is a positional value even when it starts with "-" (a random one may)
+        admin(config, "dbms", "set-initial-password", "--", config.password, classpath=full_cp, timeout_s=300,
               heap="256m")
     cmd = [config.java, f"-Xms{config.heap}", f"-Xmx{config.heap}", *JVM_FLAGS, "-cp", cp, _ENTRY_POINT,
            f"--home-dir={config.home}", f"--config-dir={config.home / 'conf'}"]

@@ -107,3 +107,23 @@ def test_gds_is_on_by_default_and_off_leaves_no_trace(tmp_path):
     assert [p.name for p in (off.home / "plugins").iterdir()] == ["apoc.jar"]
     with pytest.raises(ns.Neo4jServerUnavailable, match="no org.neo4j.gds jars"):
         ns._link_plugins(cfg.home, ns.server_classpath(cp, gds=False), gds=True)
+
+
+def test_initial_password_is_passed_as_a_value_even_when_it_starts_with_a_dash(tmp_path, monkeypatch):
+    """A random password (token_urlsafe) starts with "-" one time in 64; neo4j-admin took it for an option and
+    refused to start (exit 64). The password now follows "--" (checked by hand against the real tool: a server
+    started with password "-V2tXXBD7DIXi3lNpR9aTYQZ" accepts a Bolt login with it)."""
+    sent = []
+
+    class Stop(Exception):
+        pass
+
+    def admin(config, *args, **kwargs):
+        sent.append(args)
+        raise Stop
+
+    monkeypatch.setattr(ns, "check_tools", lambda *a, **k: None)
+    monkeypatch.setattr(ns, "admin", admin)
+    with pytest.raises(Stop):
+        ns.start(ns.ServerConfig(home=tmp_path / "h", password="-dash-first-password", gds=False), classpath="x.jar")
+    assert sent == [("dbms", "set-initial-password", "--", "-dash-first-password")]
