@@ -11,7 +11,7 @@ from kg.export import products_frame
 from kg.graph import KnowledgeGraph
 from kg.schema import PRODUCT
 
-__all__ = ["ModelInputs", "build_inputs", "text_embeddings"]
+__all__ = ["ModelInputs", "build_inputs", "entity_ids", "text_embeddings"]
 
 
 def text_embeddings(graph: KnowledgeGraph, items: np.ndarray, encoder_name: str | None = None,
@@ -49,6 +49,20 @@ def build_inputs(graph: KnowledgeGraph, items: np.ndarray, relations: list[str] 
     index = build_entity_index(to_hetero_data(graph), relations)
     item_entity = torch.from_numpy(product_index + index.offsets[PRODUCT])
     return ModelInputs(index, item_entity)
+
+
+def entity_ids(graph: KnowledgeGraph, external_products: bool = True) -> dict[str, list[str]]:
+    """External ids of the entities `build_inputs` lays out, per node type in entity order: what a saved
+    model's embedding rows belong to (entities.json), so that a warm start or a grown store can map them by id."""
+    from kg.schema import NODE_LABELS
+
+    out = {}
+    for label in NODE_LABELS:
+        ids = graph.nodes[label]["id"]
+        if label == PRODUCT and not external_products:
+            ids = ids[graph.catalog_mask]
+        out[label] = ids.astype(str).tolist()
+    return out
 
 
 def _catalog_only(graph: KnowledgeGraph) -> tuple[KnowledgeGraph, np.ndarray]:

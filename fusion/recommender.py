@@ -14,13 +14,15 @@ import torch
 
 from .config import FusionConfig
 from .data import Histories, TrainData, build_histories, build_path_sampler
-from .features import build_inputs, text_embeddings
+from .features import build_inputs, entity_ids, text_embeddings
 from .item_item import HEAD_FILE, ItemItemHead, choose_item_item, item_item_weights, score_scale
 from .model import FusionModel
 from .ranking_model import RankingModel
 from .trainer import TrainState, score_users, train_model, validation_users
 
-__all__ = ["FusionRecommender"]
+__all__ = ["FusionRecommender", "ENTITIES_FILE"]
+
+ENTITIES_FILE = "entities.json"
 
 
 class FusionRecommender(RankingModel):
@@ -54,6 +56,7 @@ class FusionRecommender(RankingModel):
         self._text = None
         self._hist: Histories | None = None
         self._item_ids: list[str] = []
+        self._entity_ids: dict[str, list[str]] | None = None
         self._pretrained = False
         self._user_items: sp.csr_matrix | None = None
         self.item_item_: ItemItemHead | None = None
@@ -101,6 +104,7 @@ class FusionRecommender(RankingModel):
         if inputs.index.total != self.model_.gnn.index.total:
             raise ValueError("the graph to bind has a different number of entities than the trained model")
         self.model_.gnn.index = inputs.index
+        self._entity_ids = entity_ids(data.graph, self.config.external_products)
         self._hist = build_histories(data.graph, data.column_of)
         self._user_items = data.user_items
         return self
@@ -193,6 +197,7 @@ class FusionRecommender(RankingModel):
 
     def _train_on(self, data: TrainData, valid, stage: str) -> "FusionRecommender":
         self._item_ids = data.graph.nodes["Product"]["id"].to_numpy()[data.items].tolist()
+        self._entity_ids = entity_ids(data.graph, self.config.external_products)
         torch.manual_seed(self.config.train.seed)  # the initial weights too: two fits of one config agree
         self.model_ = self._build(data)
         hist = build_histories(data.graph, data.column_of)
@@ -217,6 +222,8 @@ class FusionRecommender(RankingModel):
         if self._text is not None:
             torch.save(self._text, d / "text.pt")
         (d / "items.json").write_text(json.dumps(self._item_ids))
+        if self._entity_ids is not None:  # whose rows the entity embeddings are (warm start, grown stores)
+            (d / ENTITIES_FILE).write_text(json.dumps(self._entity_ids))
         if self.item_item_ is not None:
             self.item_item_.save(d)
         elif (d / HEAD_FILE).exists():
