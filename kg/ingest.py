@@ -20,7 +20,7 @@ from .graph import EDGE_DTYPES, NODE_DTYPES, KnowledgeGraph
 from .schema import (BRAND, CATEGORY, HAS_BRAND, IN_CATEGORY, INTERACTED, PRODUCT, SUBCATEGORY_OF, USER,
                      category_key, split_category_paths)
 
-__all__ = ["Changes", "Delta", "add_products", "add_interactions", "add_relations"]
+__all__ = ["Changes", "Delta", "add_products", "add_interactions", "add_relations", "unseen_interactions"]
 
 
 @dataclass
@@ -215,6 +215,35 @@ def _occurrence(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
     return key.groupby(key.to_numpy(), sort=False).cumcount().to_numpy()
 
 
+_INTERACTION_IDENTITY = ["src", "dst", "event", "timestamp"]
+
+
+def _unseen_interactions(new: pd.DataFrame, cur: pd.DataFrame) -> np.ndarray:
+    """bool per row of `new` (INTERACTED columns, node indices): not stored yet by the identity rules (the k-th
+    repeat of (user, product, event, timestamp) in `new` matches the k-th one in `cur`)."""
+    if not len(cur) or not len(new):
+        return np.ones(len(new), dtype=bool)
+    ident = _INTERACTION_IDENTITY
+    # the table is kept in seq order, so row order is arrival order
+    return ~_seen(new.assign(_k=_occurrence(new, ident)), cur.assign(_k=_occurrence(cur, ident)), [*ident, "_k"])
+
+
+def unseen_interactions(g: KnowledgeGraph, inter: pd.DataFrame) -> np.ndarray:
+    """bool per row of `inter` (validated rows: user_id, product_id, event, timestamp): True where
+    `add_interactions` would add it, False where the store already holds it (same identity rules). Unknown
+    users are new by definition; every product must be a node."""
+    uidx = g.id_map(USER).indices(inter["user_id"], missing="-1") if g.num_nodes(USER) else \
+        np.full(len(inter), -1, dtype=np.int64)
+    out = uidx < 0
+    known = ~out
+    if known.any():
+        rows = pd.DataFrame({"src": uidx[known], "dst": g.id_map(PRODUCT).indices(inter["product_id"][known]),
+                             "timestamp": inter["timestamp"].to_numpy()[known], "seq": 0,
+                             "event": inter["event"].to_numpy()[known], "weight": 1.0})
+        out[known] = _unseen_interactions(_typed(rows, EDGE_DTYPES[INTERACTED]), g.edges_of(INTERACTED))
+    return out
+
+
 def add_interactions(g: KnowledgeGraph, inter: pd.DataFrame) -> Delta:
     """Add users and INTERACTED edges (rows from `check_interactions`); `seq` continues the store's order."""
     delta = Delta()
@@ -226,12 +255,7 @@ def add_interactions(g: KnowledgeGraph, inter: pd.DataFrame) -> Delta:
                         "seq": np.arange(start, start + len(inter), dtype=np.int64),
                         "event": inter["event"].to_numpy(), "weight": inter["weight"].to_numpy()})
     new = _typed(new, EDGE_DTYPES[INTERACTED])
-    ident = ["src", "dst", "event", "timestamp"]
-    new["_k"] = _occurrence(new, ident)
-    if len(cur):
-        # the table is kept in seq order, so row order is arrival order
-        new = new[~_seen(new, cur.assign(_k=_occurrence(cur, ident)), [*ident, "_k"])]
-    new = new.drop(columns="_k")
+    new = new[_unseen_interactions(new, cur)]
     # renumber so that seq stays dense after dropping already-stored rows
     new["seq"] = np.arange(start, start + len(new), dtype=np.int64)
     _add_edges(g, INTERACTED, new, ["seq"], delta, USER, PRODUCT)

@@ -86,7 +86,7 @@ def explain_paths(user: int, target: int, history: UserHistory, catalog: Catalog
     items, events = history.items_of(user), history.events_of(user)
     if not len(items):
         return []
-    uid = str(history.ids[user])
+    uid = history.id_of(user)
     n = len(catalog)
     sizes = catalog.category_size()
     p_cats = set(catalog.cat_matrix[target].indices.tolist())
@@ -116,7 +116,7 @@ def explain_paths(user: int, target: int, history: UserHistory, catalog: Catalog
         co = np.setdiff1d(np.intersect1d(history.users_of(x), p_users, assume_unique=True), [user])
         if len(co):
             k = len(co)
-            other = str(history.ids[co[0]])
+            other = history.id_of(int(co[0]))
             who = "other customer who" if k == 1 else "other customers who"
             add("co_interaction", PATH_WEIGHTS["co_interaction"] * k / (k + 1),
                 f"{head}; {k} {who} interacted with it also interacted with this.",

@@ -7,6 +7,7 @@ explanations and products added after training.
     rec.search("stainless steel staples", user_id="42")
     rec.similar("1"); rec.explain("42", "1")
     rec.add_products(new_rows)                               # cold start, no retraining
+    rec.record("42", "7", event="purchase")                  # real time: the next recommend sees it
 
 At load the model is bound to the whole store (every interaction, so histories and `exclude_seen` use all
 that is known), and everything a query needs is precomputed as numpy: the fused product vectors F [n, d],
@@ -19,6 +20,13 @@ new one (copying the indexes) and swaps it in atomically, so every method may be
 threads at once. An index without `copy()` (such as `fusion.serving.ann.FaissIndex`) is grown in place instead,
 under a write lock that its searches share as readers. The text encoder loads on the first call that needs
 it (search, add_products, recommend_new_user with a query) and runs under a lock.
+
+Events (`record`, `record_batch`): a user's new click or purchase reaches their history, their vector and the
+item-item term at once, without retraining (see `fusion.serving.live`); a user the store did not know becomes
+known from their first event. Each event is first appended to an event log beside the store (`events.csv`,
+see `fusion.serving.events`), which `load` replays (rows the store already holds are skipped by the build's
+identity rules) and `scripts/apply_events.py` folds into the store. The store may have gained users and
+interactions since training: users the model has no node for are scored by the history encoder alone.
 
 Unknown users: `recommend` falls back to the most popular products (interaction count in the store, `score`
 = that count, `source` = "popular") with an `UnknownUserWarning`; `on_unknown="raise"` raises
@@ -44,9 +52,12 @@ from ..data import TrainData
 from ..item_item import HEAD_FILE, ItemItemHead
 from ..recommender import FusionRecommender
 from ..vectors import unit_rows
+from ..recommender import ENTITIES_FILE
 from .catalog import Catalog, parse_new_products, parse_new_relations
 from .cold_start import GraphNeighbourhood, fuse, product_neighbours
+from .events import EVENT_COLUMNS, EventLog, check_events, event_row
 from .explain import explain_paths, recency_weights
+from .live import LiveHistory, LiveUser, UserGraph, history_vector
 from .results import Explanation, UnknownIdError, batch_frame, check_id, check_id_list, check_k, result_frame
 from .search import SearchBlend, calibrate, search_matrix, search_query
 from .snapshot import ReadWriteLock, Snapshot, clone_index, frozen, index_factory, torch_threads
@@ -57,10 +68,74 @@ __all__ = ["Recommender", "UnknownUserWarning"]
 
 _ON_UNKNOWN = ("popular", "raise")
 _BATCH = 1024
+EVENTS_FILE = "events.csv"
+
+
+def _event_log(event_log, store_path, durability: str) -> EventLog | None:
+    """"auto": events.csv beside an embedded store (none for a graph object); a path; None: memory only."""
+    if event_log is None:
+        return None
+    if isinstance(event_log, str) and event_log == "auto":
+        return None if store_path is None else EventLog(Path(store_path) / EVENTS_FILE, durability)
+    return EventLog(event_log, durability)
+
+
+def frozen_ints(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    a.flags.writeable = False
+    return a
 
 
 class UnknownUserWarning(UserWarning):
     """A recommendation for a user the store does not know fell back to the most popular products."""
+
+
+def _trained_graph(graph, model_dir: Path):
+    """The store's graph restricted to the users the model has nodes for (the store may have gained users since
+    training: `entities.json` names the trained ones), and each store user's model index (-1: none)."""
+    from kg import KnowledgeGraph
+    from kg.schema import INTERACTED, USER
+
+    n = graph.num_nodes(USER)
+    f = model_dir / ENTITIES_FILE
+    if not f.exists():
+        return graph, np.arange(n, dtype=np.int64)
+    trained = pd.Index(json.loads(f.read_text())[USER], dtype=object)
+    ids = pd.Index(graph.nodes[USER]["id"].astype(str).to_numpy(dtype=object))
+    if len(trained) == n and trained.equals(ids):
+        return graph, np.arange(n, dtype=np.int64)
+    where = ids.get_indexer(trained)  # store index of each trained user
+    if (where < 0).any():
+        gone = trained[where < 0]
+        raise ValueError(f"{model_dir} was trained on {len(gone)} user(s) the store does not hold "
+                         f"(e.g. {gone[0]!r}): load it with the store it was trained on")
+    model_user = trained.get_indexer(ids).astype(np.int64)  # -1: a user the model has never seen
+    nodes = dict(graph.nodes)
+    nodes[USER] = graph.nodes[USER].iloc[where].reset_index(drop=True)
+    edges = dict(graph.edges)
+    e = graph.edges_of(INTERACTED)
+    src = model_user[e["src"].to_numpy(np.int64)]
+    edges[INTERACTED] = e[src >= 0].assign(src=src[src >= 0]).reset_index(drop=True)
+    return KnowledgeGraph(nodes=nodes, edges=edges), model_user
+
+
+def _user_graph(model, layers: list[torch.Tensor], entities: torch.Tensor, bound, column_of: np.ndarray,
+                model_user: np.ndarray) -> UserGraph | None:
+    """What `record` needs to re-propagate a trained user's graph embedding (None: the model has none)."""
+    from kg.schema import INTERACTED, USER
+
+    if not model.config.use_user_embedding:
+        return None
+    index = model.gnn.index
+    users = index.slice(USER)
+    n_items = len(model.item_entity)
+    if INTERACTED not in index.relations or len(layers) < 2:  # no propagation to repeat: e_u is fixed
+        return UserGraph(entities[users].numpy(), np.zeros((0, n_items, entities.shape[1]), np.float32),
+                         np.zeros(n_items), model_user)
+    item_layers = np.stack([layers[l][model.item_entity].numpy() for l in range(len(layers) - 1)])
+    cols = column_of[bound.edges_of(INTERACTED)["dst"].to_numpy(np.int64)]
+    degree = np.bincount(cols[cols >= 0], minlength=n_items).astype(np.float64)
+    return UserGraph(layers[0][users].numpy(), item_layers.astype(np.float32), degree, model_user)
 
 
 def _load_graph(store, model_dir: Path, meta: dict):
@@ -106,13 +181,17 @@ class Recommender:
                  neighbourhood: GraphNeighbourhood, item_entity: np.ndarray, scales, model_version: str,
                  text_encoder=None, search_blend: SearchBlend | None = None, on_unknown: str = "popular",
                  index_factory: Callable[[np.ndarray], TopKIndex] = ExactIndex,
-                 item_item: ItemItemHead | None = None) -> None:
+                 item_item: ItemItemHead | None = None, user_graph: UserGraph | None = None,
+                 event_log: EventLog | None = None) -> None:
         if on_unknown not in _ON_UNKNOWN:
             raise ValueError(f"on_unknown must be one of {_ON_UNKNOWN}, got {on_unknown!r}")
         self.model = model
         self._state = snapshot
-        self._history = history
-        self._users = frozen(user_vectors)
+        self._history = history if isinstance(history, LiveHistory) else LiveHistory(history)
+        self._users = frozen(user_vectors)       # at load; a user's recorded events give them a LiveUser
+        self._user_graph = user_graph
+        self._log = event_log
+        self._extra_degree = np.zeros(len(item_entity))  # recorded events per trained product column
         self._neighbourhood = neighbourhood
         self._item_entity = item_entity
         self._scales = scales
@@ -123,7 +202,7 @@ class Recommender:
         self._factory = index_factory
         self._item_item = item_item
         self._recency = recency_weights(model, max(1, history.max_length))
-        self._write_lock = threading.RLock()     # one add_products at a time
+        self._write_lock = threading.RLock()     # one writer (add_products, record) at a time
         self._index_lock = ReadWriteLock()      # indexes grown in place (`Snapshot.shared`)
         self._encoder_lock = threading.RLock()   # the text encoder is not thread-safe
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -132,7 +211,8 @@ class Recommender:
     @classmethod
     @torch.no_grad()
     def load(cls, model_dir: str | Path, store=None, index="exact", *, text_encoder=None,
-             search_blend: SearchBlend | None = None, on_unknown: str = "popular") -> "Recommender":
+             search_blend: SearchBlend | None = None, on_unknown: str = "popular",
+             event_log: str | Path | None = "auto", durability: str = "flush") -> "Recommender":
         d = Path(model_dir)
         for f in ("config.json", "model.pt", "items.json"):
             if not (d / f).exists():
@@ -142,7 +222,9 @@ class Recommender:
         factory = index_factory(index)
         meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").exists() else {}
         graph, store_path = _load_graph(store, d, meta)
-        data = TrainData.from_graph(graph, cache_dir=str(Path(store_path) / "text_cache") if store_path else None)
+        log = _event_log(event_log, store_path, durability)
+        bound, model_user = _trained_graph(graph, d)
+        data = TrainData.from_graph(bound, cache_dir=str(Path(store_path) / "text_cache") if store_path else None)
         fr = FusionRecommender.load(d, data)  # binds to the whole graph; checks the catalog
         model = fr.model_.eval()
         for p in model.parameters():
@@ -152,7 +234,7 @@ class Recommender:
         entities = torch.stack(layers).mean(dim=0)
         items = model.item_vectors(entities, fr.text_embeddings)
         history = UserHistory.from_graph(graph, data.column_of)
-        users = compute_user_vectors(model, entities, items, history)
+        users = compute_user_vectors(model, entities, items, history, model_user=model_user)
         vectors = items.numpy()
         normed = unit_rows(vectors)
         text = None if fr.text_embeddings is None or not model.config.use_text else \
@@ -177,11 +259,15 @@ class Recommender:
         if fr.item_item_ is not None:  # the term changes the rankings: it is part of the version
             digest.update((d / HEAD_FILE).read_bytes())
         version = digest.hexdigest()[:12]
-        return cls(model=model, snapshot=snap, history=history, user_vectors=users,
-                   neighbourhood=GraphNeighbourhood.from_encoder(model.gnn, layers),
-                   item_entity=model.item_entity.numpy(), scales=scales, model_version=version,
-                   text_encoder=text_encoder, search_blend=search_blend, on_unknown=on_unknown,
-                   index_factory=factory, item_item=fr.item_item_)
+        rec = cls(model=model, snapshot=snap, history=history, user_vectors=users,
+                  neighbourhood=GraphNeighbourhood.from_encoder(model.gnn, layers),
+                  item_entity=model.item_entity.numpy(), scales=scales, model_version=version,
+                  text_encoder=text_encoder, search_blend=search_blend, on_unknown=on_unknown,
+                  index_factory=factory, item_item=fr.item_item_,
+                  user_graph=_user_graph(model, layers, entities, bound, data.column_of, model_user), event_log=log)
+        if log is not None:
+            rec._replay(graph)
+        return rec
 
     # --- properties ----------------------------------------------------------------------------------
     @property
@@ -217,26 +303,32 @@ class Recommender:
         return self._item_item
 
     @property
+    def event_log(self) -> Path | None:
+        """The file `record` appends to (None: events are kept in memory only)."""
+        return None if self._log is None else self._log.path
+
+    @property
     def num_users(self) -> int:
         return self._history.num_users
 
     @property
     def user_ids(self) -> list[str]:
-        """Every known user id, in store order."""
-        return [str(x) for x in self._history.ids]
+        """Every known user id: the store's in store order, then those who arrived through `record`."""
+        return self._history.ids
 
     def history(self, user_id: str) -> pd.DataFrame:
         """A known user's catalog interactions, oldest first: product_id, title, event (UnknownIdError for an
         unknown user)."""
         u = self._history.user(check_id(user_id, "user"))
-        cols, c = self._history.items_of(u), self._state.catalog
+        view, c = self._history.pinned(u), self._state.catalog
+        cols = view.items_of(u)
         return pd.DataFrame({"product_id": c.ids[cols].astype(str), "title": c.titles[cols],
-                             "event": self._history.events_of(u)})
+                             "event": view.events_of(u)})
 
     def user_vectors(self, user_ids: Sequence[str]) -> np.ndarray:
         """float32 [B, d] vectors of known users (UnknownIdError for an unknown one)."""
         ids = check_id_list(user_ids, "user")
-        return self._users[[self._history.user(u) for u in ids]].copy()
+        return self._views([self._history.user(u) for u in ids])[0]
 
     def __repr__(self) -> str:
         st = self._state
@@ -256,8 +348,8 @@ class Recommender:
         if u < 0:
             self._unknown([uid], on_unknown)
             return self._frame(st, *self._popular(st, k, allowed, None), "popular")
-        seen = self._history.seen(u)
-        scores, cols = self._rank(st, self._users[u:u + 1], [seen], k, [seen] if exclude_seen else None, allowed)
+        vectors, seen = self._views([u])
+        scores, cols = self._rank(st, vectors, seen, k, seen if exclude_seen else None, allowed)
         return self._frame(st, scores[0], cols[0], "model")
 
     def recommend_batch(self, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = True, brands=None,
@@ -277,9 +369,8 @@ class Recommender:
         known = np.flatnonzero(~unknown)
         for s in range(0, len(known), _BATCH):
             rows = known[s:s + _BATCH]
-            seen = [self._history.seen(u) for u in us[rows]]
-            scores[rows], cols[rows] = self._rank(st, self._users[us[rows]], seen, k, seen if exclude_seen else None,
-                                                  allowed)
+            vectors, seen = self._views(us[rows])
+            scores[rows], cols[rows] = self._rank(st, vectors, seen, k, seen if exclude_seen else None, allowed)
         if unknown.any():
             ps, pc = self._popular(st, k, allowed, None)
             scores[unknown], cols[unknown] = ps, pc
@@ -302,7 +393,7 @@ class Recommender:
         exclude = [np.unique(cols)] if len(cols) else None
         if not len(cols) and query is None:
             return self._frame(st, *self._popular(st, k, allowed, exclude), "popular")
-        user = self._history_vector(st, cols) if len(cols) else None
+        user = history_vector(self.model, st.vectors, cols) if len(cols) else None
         if query is not None:
             scores, out = self._search_top(st, query, user, k, exclude, allowed)
         else:
@@ -325,8 +416,9 @@ class Recommender:
             if u < 0:
                 self._unknown([user_id], None, "searching without personalisation")
             else:
-                user = self._users[u]
-                exclude = [self._history.seen(u)] if exclude_seen else None
+                vectors, seen = self._views([u])
+                user = vectors[0]
+                exclude = seen if exclude_seen else None
         scores, cols = self._search_top(st, query, user, k, exclude, allowed)
         return self._frame(st, scores[0], cols[0], "model")
 
@@ -371,7 +463,113 @@ class Recommender:
         u = self._history.user(check_id(user_id, "user"))
         st = self._state
         p = st.catalog.column(check_id(product_id, "product"))
-        return explain_paths(u, p, self._history, st.catalog, st.normed, self._recency, max_paths)
+        view = self._history.pinned(u)  # one consistent history while a writer may record
+        n = len(view.items_of(u))
+        recency = self._recency if n <= len(self._recency) else recency_weights(self.model, n)
+        return explain_paths(u, p, view, st.catalog, st.normed, recency, max_paths)
+
+    # --- real time ---------------------------------------------------------------------------------
+    def record(self, user_id: str, product_id: str, event: str = "interaction", timestamp=None,
+               weight: float = 1.0) -> None:
+        """Take one event: the next `recommend` / `search(user_id=...)` / `explain` for this user reflects it.
+
+        Args:
+            user_id: any id; a user the store does not know becomes a known user.
+            product_id: a catalog product (`UnknownIdError` otherwise).
+            event: e.g. "purchase", "view", "cart" (lower-cased, as the build stores it).
+            timestamp: epoch seconds, a datetime, an ISO string, or None for now; the history stays in time
+                order (a back-dated event is placed where it belongs).
+            weight: a finite number, stored with the interaction.
+
+        Returns once the event is in the event log (it survives a crash of the process from then on) and in
+        the user's state. A bad timestamp, event or weight is a `ValueError` naming the field; nothing is kept.
+        """
+        row = event_row(user_id, product_id, event, timestamp, weight, self._state.catalog)
+        self._record(pd.DataFrame([row], columns=list(EVENT_COLUMNS)))
+
+    def record_batch(self, events: pd.DataFrame) -> int:
+        """`record` for many events at once: a frame in the interactions format (user_id, product_id; optional
+        timestamp, event, weight). Every row is checked first (errors name the row and field; then nothing is
+        kept); returns the number of events taken."""
+        rows = check_events(events, self._state.catalog)
+        if len(rows):
+            self._record(rows)
+        return len(rows)
+
+    def _record(self, rows: pd.DataFrame, log: bool = True) -> None:
+        with self._write_lock:
+            if log and self._log is not None:
+                self._log.append(rows)  # durable first: a crash after this line loses nothing
+            self._apply(rows)
+
+    def _apply(self, rows: pd.DataFrame) -> None:
+        """Fold validated events into the users' states (the caller holds the write lock)."""
+        st, hist = self._state, self._history
+        cols = st.catalog.columns(rows["product_id"].tolist())
+        trained = cols[cols < len(self._extra_degree)]
+        np.add.at(self._extra_degree, trained, 1.0)
+        users = rows["user_id"].to_numpy(dtype=object)
+        times, events = rows["timestamp"].to_numpy(np.int64), rows["event"].to_numpy(dtype=object)
+        order = np.argsort(pd.factorize(users)[0], kind="stable")
+        bounds = np.flatnonzero(np.r_[True, users[order][1:] != users[order][:-1], True])
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            idx = order[a:b]
+            uid = str(users[idx[0]])
+            u = hist.index_for(uid)
+            prev = hist.state(u)
+            items = np.concatenate([hist.items_of(u), cols[idx]])
+            evs = np.concatenate([hist.events_of(u), events[idx]])
+            ts = np.concatenate([hist.times_of(u), times[idx]])
+            by_time = np.argsort(ts, kind="stable")  # a back-dated event goes where it belongs
+            items, evs, ts = items[by_time], evs[by_time], ts[by_time]
+            vector = self._user_vector(st, u, items)
+            hist.put(u, uid, LiveUser(frozen_ints(items), evs, ts, vector, (prev.recorded if prev else 0) + len(idx)),
+                     cols[idx])
+
+    def _user_vector(self, st: Snapshot, u: int, items: np.ndarray) -> np.ndarray:
+        """u = e_u + h(history), recomputed for one user (see `fusion.serving.live`)."""
+        h = history_vector(self.model, st.vectors, items)
+        e = None if self._user_graph is None else self._user_graph.embedding(u, items, self._extra_degree)
+        v = h if e is None else h + e
+        v = np.ascontiguousarray(v, dtype=np.float32)
+        v.flags.writeable = False
+        return v
+
+    def _replay(self, graph) -> None:
+        """Apply the event log's rows that the store does not hold yet (by the build's identity rules)."""
+        from kg.ingest import unseen_interactions
+
+        raw = self._log.read()
+        if not len(raw):
+            return
+        good, bad = [], []
+        cat = self._state.catalog
+        for i, r in enumerate(raw.itertuples(index=False)):
+            try:
+                good.append(event_row(r.user_id, r.product_id, r.event, r.timestamp or None,
+                                      float(r.weight) if r.weight else 1.0, cat, where=f"{self._log.path} row {i + 1}: "))
+            except (UnknownIdError, ValueError) as e:
+                bad.append(str(e))
+        if bad:
+            warnings.warn(f"{len(bad)} event(s) of {self._log.path} were not replayed (kept in the log): {bad[0]}",
+                          stacklevel=3)
+        rows = pd.DataFrame(good, columns=list(EVENT_COLUMNS))
+        rows = rows[unseen_interactions(graph, rows)] if len(rows) else rows
+        if len(rows):
+            self._apply(rows.reset_index(drop=True))
+
+    def _views(self, users) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vectors [B, d] and distinct product columns of users, each from one consistent state."""
+        vecs, seen = [], []
+        for u in users:
+            s = self._history.state(int(u))
+            if s is None:
+                vecs.append(self._users[int(u)])
+                seen.append(self._history.base.seen(int(u)))
+            else:
+                vecs.append(s.vector)
+                seen.append(np.unique(s.items))
+        return np.stack(vecs) if vecs else np.zeros((0, self._users.shape[1]), np.float32), seen
 
     # --- cold start ----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -483,14 +681,6 @@ class Recommender:
             q = self.model.query_vectors(torch.from_numpy(x)[None])[0].numpy()
         row = search_query(q, x, user, self.search_blend, self._scales)
         return self._top(st, st.search_index, row[None], k, exclude, allowed)
-
-    @torch.no_grad()
-    def _history_vector(self, st: Snapshot, cols: np.ndarray) -> np.ndarray:
-        """A user vector from product columns alone (oldest first): the model's history encoder, no user node."""
-        cols = cols[-self.model.config.history_len:]
-        items = torch.from_numpy(np.array(st.vectors[cols]))
-        h = torch.arange(len(cols))[None]
-        return self.model.history_vectors(items, h, torch.ones_like(h, dtype=torch.bool))[0].numpy()
 
     def _top(self, st: Snapshot, index: TopKIndex, queries: np.ndarray, k: int, exclude, allowed, **kw):
         """index.search, safe for indexes grown in place by a later snapshot (their extra columns dropped);
