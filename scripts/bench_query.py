@@ -20,6 +20,11 @@
    synthetic variants of those products (the kind of near-duplicate a shop holds of what a user bought).
    Without the model (`--skip-scientific`) a seeded clustered mixture stands in, and the JSON says so.
 
+3. realtime (last, as it changes users' states): on the same Scientific model, `rec.record(user, product)` for
+   seeded known users and products (the event log in a temporary directory, `durability="flush"`; then
+   `"fsync"`), `record` followed by `recommend(user, k=10)`, the first event of a new user, each p50/p99 over
+   `--calls` calls; and the throughput of `rec.record_batch` (events/s) on frames of 1,000 and 10,000 events.
+
 The 1-minute load average is recorded at the start and end of each part: the machine is shared, and
 numbers taken under load are slower than the code is.
 
@@ -39,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "amazon-scientific"
-TARGETS_MS = {"recommend": 5.0, "search": 30.0, "exact": 50.0, "approx": 5.0}
+TARGETS_MS = {"recommend": 5.0, "search": 30.0, "exact": 50.0, "approx": 5.0, "record+recommend": 5.0}
 QUERIES = [
     "nitrile gloves", "digital caliper", "stainless steel screws", "pla 3d printer filament", "safety glasses",
     "soldering iron kit", "glass beaker set", "pipette tips", "hex key set", "digital multimeter",
@@ -137,6 +142,54 @@ def scientific(rec, args, rng, product_ids: list[str], titles: list[str], user_i
         ms, _ = timed_calls(fn, inputs, warm, f"scientific {name}")
         out[name] = {**percentiles(ms), "calls": len(ms), "distinct_inputs": len(set(inputs))}
         log(f"scientific {name}: {out[name]}")
+    out["load1_end"] = load1()
+    return out
+
+
+def realtime(model_dir: Path, args, rng, product_ids: list[str], user_ids: list[str]) -> dict:
+    """Latency of record, record + recommend, a new user's first event; throughput of record_batch."""
+    import tempfile
+
+    import pandas as pd
+    from fusion import Recommender
+
+    n, warm = args.calls, args.warmup
+    out = {"load1_start": load1()}
+    with tempfile.TemporaryDirectory(prefix="bench-events-") as tmp:
+        for durability in ("flush", "fsync"):
+            rec = Recommender.load(model_dir, event_log=Path(tmp) / f"events-{durability}.csv", durability=durability)
+            users = [user_ids[i] for i in rng.choice(len(user_ids), n + warm)]
+            prods = [product_ids[i] for i in rng.integers(0, len(product_ids), n + warm)]
+            pairs = list(zip(users, prods))
+            key = "record" if durability == "flush" else "record_fsync"
+            ms, _ = timed_calls(lambda up: rec.record(*up, event="purchase"), pairs, warm, f"realtime {key}")
+            out[key] = {**percentiles(ms), "calls": len(ms)}
+            log(f"realtime {key}: {out[key]}")
+            if durability == "fsync":
+                break
+
+            def both(up):
+                rec.record(*up, event="purchase")
+                return rec.recommend(up[0], k=10)
+            pairs = list(zip([user_ids[i] for i in rng.choice(len(user_ids), n + warm)],
+                             [product_ids[i] for i in rng.integers(0, len(product_ids), n + warm)]))
+            ms, _ = timed_calls(both, pairs, warm, "realtime record+recommend")
+            out["record+recommend"] = {**percentiles(ms), "calls": len(ms)}
+            log(f"realtime record+recommend: {out['record+recommend']}")
+            fresh = [(f"bench-new-{i}", product_ids[j]) for i, j in
+                     enumerate(rng.integers(0, len(product_ids), n + warm))]
+            ms, _ = timed_calls(lambda up: rec.record(*up), fresh, warm, "realtime new user")
+            out["record_new_user"] = {**percentiles(ms), "calls": len(ms)}
+            for size in (1000, 10000):
+                frame = pd.DataFrame({"user_id": [user_ids[i] for i in rng.choice(len(user_ids), size)],
+                                      "product_id": [product_ids[i] for i in rng.integers(0, len(product_ids), size)],
+                                      "event": "view"})
+                t = time.perf_counter()
+                rec.record_batch(frame)
+                sec = time.perf_counter() - t
+                out[f"record_batch_{size}"] = {"events": size, "seconds": round(sec, 3),
+                                               "events_per_s": round(size / sec)}
+                log(f"realtime record_batch {size}: {out[f'record_batch_{size}']}")
     out["load1_end"] = load1()
     return out
 
@@ -246,12 +299,15 @@ def synthetic(args, rng, rec=None, user_ids=None, hist=None) -> dict:
 # --- report ------------------------------------------------------------------------------------------
 def table(result: dict) -> str:
     rows = ["| part | method | p50 ms | p99 ms | target p99 ms | recall@10 |", "|---|---|---:|---:|---:|---:|"]
-    for part in ("scientific", "synthetic_1m"):
+    for part in ("scientific", "synthetic_1m", "realtime"):
         for name, v in result.get(part, {}).items():
             if isinstance(v, dict) and "p50_ms" in v:
                 target = TARGETS_MS.get(name)
                 rows.append(f"| {part} | {name} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | "
                             f"{'-' if target is None else target:} | {v.get('recall@10', '-')} |")
+    for name, v in result.get("realtime", {}).items():
+        if isinstance(v, dict) and "events_per_s" in v:
+            rows.append(f"| realtime | {name} | {v['events_per_s']:,} events/s | | | |")
     return "\n".join(rows)
 
 
@@ -259,7 +315,7 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    parts = [p for p in ("scientific", "synthetic_1m") if p in result]
+    parts = [p for p in ("scientific", "synthetic_1m", "realtime") if p in result]
     fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4), squeeze=False)
     for ax, part in zip(axes[0], parts):
         names = [k for k, v in result[part].items() if isinstance(v, dict) and "p50_ms" in v]
@@ -276,7 +332,8 @@ def plot(result: dict, path: Path) -> None:
         ax.set_xticks(list(xs), names)
         ax.set_yscale("log")
         ax.set_ylabel("ms per call")
-        title = "Scientific query API" if part == "scientific" else f"top-10 over {result[part]['n']:,} products"
+        title = {"scientific": "Scientific query API", "realtime": "Scientific events (record)"}.get(
+            part) or f"top-10 over {result[part]['n']:,} products"
         ax.set_title(title)
         ax.legend()
     fig.tight_layout()
@@ -306,6 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--build-threads", type=int, default=os.cpu_count() or 1, help="faiss threads while building")
     ap.add_argument("--skip-scientific", action="store_true", help="no model: a clustered mixture stands in")
     ap.add_argument("--skip-synthetic", action="store_true")
+    ap.add_argument("--skip-realtime", action="store_true", help="no record / record_batch timings")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):  # before numpy loads BLAS
@@ -327,7 +385,7 @@ def main(argv: list[str] | None = None) -> dict:
         ensure_model(args.model, args.data)
         from fusion import Recommender
         t = time.perf_counter()
-        rec = Recommender.load(args.model)
+        rec = Recommender.load(args.model, event_log=None)
         meta["load_s"] = round(time.perf_counter() - t, 2)
         meta["model"] = str(args.model)
         meta["model_version"] = rec.model_version
@@ -342,6 +400,8 @@ def main(argv: list[str] | None = None) -> dict:
         result["scientific"] = scientific(rec, args, rng, product_ids, titles, user_ids)
     if not args.skip_synthetic:
         result["synthetic_1m"] = synthetic(args, rng, rec, user_ids, hist)
+    if not args.skip_scientific and not args.skip_realtime:
+        result["realtime"] = realtime(args.model, args, rng, product_ids, user_ids)
     meta["load1_end"] = load1()
     result["meta"] = meta
     print(table(result))

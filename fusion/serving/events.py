@@ -140,12 +140,15 @@ class EventLog:
             cut = tail.rfind(b"\n")
             f.truncate(size - len(tail) + cut + 1 if cut >= 0 else 0)
 
-    def append(self, rows: pd.DataFrame) -> None:
-        """Write validated rows (EVENT_COLUMNS) and return once they are durable (see `durability`)."""
+    def append(self, rows) -> None:
+        """Write validated rows (tuples in EVENT_COLUMNS order, or such a frame) and return once they are durable
+        (see `durability`)."""
+        if isinstance(rows, pd.DataFrame):
+            rows = list(rows[list(EVENT_COLUMNS)].itertuples(index=False, name=None))
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        for r in rows.itertuples(index=False):
-            w.writerow([r.user_id, r.product_id, int(r.timestamp), r.event, repr(float(r.weight))])
+        for user_id, product_id, timestamp, event, weight in rows:
+            w.writerow([user_id, product_id, int(timestamp), event, repr(float(weight))])
         with self._lock:
             f = self._open()
             f.write(buf.getvalue())

@@ -27,7 +27,7 @@ import torch
 from .results import UnknownIdError
 from .users import UserHistory
 
-__all__ = ["LiveUser", "LiveHistory", "UserGraph"]
+__all__ = ["LiveUser", "LiveHistory", "UserGraph", "HistoryEncoder"]
 
 
 @dataclass(frozen=True)
@@ -187,13 +187,30 @@ class PinnedHistory:
         return getattr(self._h, name)
 
 
-@torch.no_grad()
-def history_vector(model, vectors: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """h [d]: the model's history encoder over product columns `cols` (oldest first), as at load."""
-    cols = np.asarray(cols, dtype=np.int64)[-model.config.history_len:]
-    if not len(cols):
-        return np.zeros(vectors.shape[1], dtype=np.float32)
-    items = torch.from_numpy(np.ascontiguousarray(vectors[cols]))
-    h = torch.arange(len(cols))[None]
-    return model.history_vectors(items, h, torch.ones_like(h, dtype=torch.bool))[0].numpy()
+class HistoryEncoder:
+    """`FusionModel.history_vectors` for one history, in numpy (a record is then microseconds, not a torch call):
+    h = history_scale * softmax(position_logits[-n:]) . F[last n items], then `history_map` (n <= history_len;
+    uniform weights for history_order "set")."""
 
+    @torch.no_grad()
+    def __init__(self, model) -> None:
+        cfg = model.config
+        self.length = cfg.history_len
+        self.sequence = cfg.history_order == "sequence"
+        self.logits = model.position_logits.detach().numpy().astype(np.float32)
+        self.scale = np.float32(model.history_scale.item())
+        self.map = None if model.history_map is None else model.history_map.weight.detach().numpy().T.copy()
+
+    def __call__(self, vectors: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """h [d] from product columns `cols` (oldest first) of fused vectors [n, d]."""
+        cols = np.asarray(cols, dtype=np.int64)[-self.length:]
+        if not len(cols):
+            return np.zeros(vectors.shape[1], dtype=np.float32)
+        if self.sequence:
+            z = self.logits[-len(cols):]
+            w = np.exp(z - z.max())
+            w /= w.sum()
+        else:
+            w = np.full(len(cols), 1.0 / len(cols), dtype=np.float32)
+        h = self.scale * (w.astype(np.float32) @ vectors[cols])
+        return (h @ self.map if self.map is not None else h).astype(np.float32)

@@ -57,7 +57,7 @@ from .catalog import Catalog, parse_new_products, parse_new_relations
 from .cold_start import GraphNeighbourhood, fuse, product_neighbours
 from .events import EVENT_COLUMNS, EventLog, check_events, event_row
 from .explain import explain_paths, recency_weights
-from .live import LiveHistory, LiveUser, UserGraph, history_vector
+from .live import HistoryEncoder, LiveHistory, LiveUser, UserGraph
 from .results import Explanation, UnknownIdError, batch_frame, check_id, check_id_list, check_k, result_frame
 from .search import SearchBlend, calibrate, search_matrix, search_query
 from .snapshot import ReadWriteLock, Snapshot, clone_index, frozen, index_factory, torch_threads
@@ -192,6 +192,7 @@ class Recommender:
         self._user_graph = user_graph
         self._log = event_log
         self._extra_degree = np.zeros(len(item_entity))  # recorded events per trained product column
+        self._encode_history = HistoryEncoder(model)
         self._neighbourhood = neighbourhood
         self._item_entity = item_entity
         self._scales = scales
@@ -393,7 +394,7 @@ class Recommender:
         exclude = [np.unique(cols)] if len(cols) else None
         if not len(cols) and query is None:
             return self._frame(st, *self._popular(st, k, allowed, exclude), "popular")
-        user = history_vector(self.model, st.vectors, cols) if len(cols) else None
+        user = self._encode_history(st.vectors, cols) if len(cols) else None
         if query is not None:
             scores, out = self._search_top(st, query, user, k, exclude, allowed)
         else:
@@ -484,51 +485,50 @@ class Recommender:
         Returns once the event is in the event log (it survives a crash of the process from then on) and in
         the user's state. A bad timestamp, event or weight is a `ValueError` naming the field; nothing is kept.
         """
-        row = event_row(user_id, product_id, event, timestamp, weight, self._state.catalog)
-        self._record(pd.DataFrame([row], columns=list(EVENT_COLUMNS)))
+        self._record([event_row(user_id, product_id, event, timestamp, weight, self._state.catalog)])
 
     def record_batch(self, events: pd.DataFrame) -> int:
         """`record` for many events at once: a frame in the interactions format (user_id, product_id; optional
         timestamp, event, weight). Every row is checked first (errors name the row and field; then nothing is
         kept); returns the number of events taken."""
-        rows = check_events(events, self._state.catalog)
-        if len(rows):
+        rows = list(check_events(events, self._state.catalog).itertuples(index=False, name=None))
+        if rows:
             self._record(rows)
         return len(rows)
 
-    def _record(self, rows: pd.DataFrame, log: bool = True) -> None:
+    def _record(self, rows: list[tuple], log: bool = True) -> None:
+        """Log, then apply, validated (user_id, product_id, timestamp, event, weight) rows."""
         with self._write_lock:
             if log and self._log is not None:
                 self._log.append(rows)  # durable first: a crash after this line loses nothing
             self._apply(rows)
 
-    def _apply(self, rows: pd.DataFrame) -> None:
+    def _apply(self, rows: list[tuple]) -> None:
         """Fold validated events into the users' states (the caller holds the write lock)."""
         st, hist = self._state, self._history
-        cols = st.catalog.columns(rows["product_id"].tolist())
-        trained = cols[cols < len(self._extra_degree)]
-        np.add.at(self._extra_degree, trained, 1.0)
-        users = rows["user_id"].to_numpy(dtype=object)
-        times, events = rows["timestamp"].to_numpy(np.int64), rows["event"].to_numpy(dtype=object)
-        order = np.argsort(pd.factorize(users)[0], kind="stable")
-        bounds = np.flatnonzero(np.r_[True, users[order][1:] != users[order][:-1], True])
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            idx = order[a:b]
-            uid = str(users[idx[0]])
+        by_user: dict[str, list[tuple[int, int, str]]] = {}
+        for user_id, product_id, timestamp, event, _ in rows:
+            c = st.catalog.column(product_id)
+            if c < len(self._extra_degree):
+                self._extra_degree[c] += 1.0
+            by_user.setdefault(user_id, []).append((c, int(timestamp), event))
+        for uid, evs in by_user.items():
             u = hist.index_for(uid)
             prev = hist.state(u)
-            items = np.concatenate([hist.items_of(u), cols[idx]])
-            evs = np.concatenate([hist.events_of(u), events[idx]])
-            ts = np.concatenate([hist.times_of(u), times[idx]])
-            by_time = np.argsort(ts, kind="stable")  # a back-dated event goes where it belongs
-            items, evs, ts = items[by_time], evs[by_time], ts[by_time]
+            new_cols = np.array([e[0] for e in evs], dtype=np.int64)
+            items = np.concatenate([hist.items_of(u), new_cols])
+            events = np.concatenate([hist.events_of(u), np.array([e[2] for e in evs], dtype=object)])
+            times = np.concatenate([hist.times_of(u), np.array([e[1] for e in evs], dtype=np.int64)])
+            if len(times) > 1 and (np.diff(times) < 0).any():  # a back-dated event goes where it belongs
+                by_time = np.argsort(times, kind="stable")
+                items, events, times = items[by_time], events[by_time], times[by_time]
             vector = self._user_vector(st, u, items)
-            hist.put(u, uid, LiveUser(frozen_ints(items), evs, ts, vector, (prev.recorded if prev else 0) + len(idx)),
-                     cols[idx])
+            hist.put(u, uid, LiveUser(frozen_ints(items), events, times, vector,
+                                      (prev.recorded if prev else 0) + len(evs)), new_cols)
 
     def _user_vector(self, st: Snapshot, u: int, items: np.ndarray) -> np.ndarray:
         """u = e_u + h(history), recomputed for one user (see `fusion.serving.live`)."""
-        h = history_vector(self.model, st.vectors, items)
+        h = self._encode_history(st.vectors, items)
         e = None if self._user_graph is None else self._user_graph.embedding(u, items, self._extra_degree)
         v = h if e is None else h + e
         v = np.ascontiguousarray(v, dtype=np.float32)
@@ -553,10 +553,10 @@ class Recommender:
         if bad:
             warnings.warn(f"{len(bad)} event(s) of {self._log.path} were not replayed (kept in the log): {bad[0]}",
                           stacklevel=3)
-        rows = pd.DataFrame(good, columns=list(EVENT_COLUMNS))
-        rows = rows[unseen_interactions(graph, rows)] if len(rows) else rows
-        if len(rows):
-            self._apply(rows.reset_index(drop=True))
+        if good:
+            frame = pd.DataFrame(good, columns=list(EVENT_COLUMNS))
+            fresh = unseen_interactions(graph, frame)
+            self._apply([r for r, keep in zip(good, fresh) if keep])
 
     def _views(self, users) -> tuple[np.ndarray, list[np.ndarray]]:
         """Vectors [B, d] and distinct product columns of users, each from one consistent state."""
