@@ -88,7 +88,7 @@ class LiveHistory:
         self._live: dict[int, LiveUser] = {}
         self._new: dict[str, int] = {}           # new user id -> index (after the base users)
         self._new_ids: list[str] = []
-        self._item_users: dict[int, np.ndarray] = {}  # column -> distinct users who recorded it (sorted)
+        self._item_users: dict[int, frozenset] = {}  # column -> users who recorded it (replaced, never changed)
         self.recorded = 0
 
     @property
@@ -144,7 +144,7 @@ class LiveHistory:
     def users_of(self, col: int) -> np.ndarray:
         extra = self._item_users.get(col)
         base = self.base.users_of(col)
-        return base if extra is None else np.union1d(base, extra)
+        return base if extra is None else np.union1d(base, np.fromiter(extra, dtype=np.int64, count=len(extra)))
 
     def pinned(self, u: int) -> "PinnedHistory":
         """This history with user u's state fixed as it is now (a reader's consistent view while a writer records)."""
@@ -157,16 +157,23 @@ class LiveHistory:
         return u if u >= 0 else self.base.num_users + len(self._new_ids)
 
     def put(self, u: int, user_id: str, state: LiveUser, new_cols: np.ndarray) -> None:
-        """Publish user u's new state; a new user becomes visible only now, with its state in place."""
+        """Publish user u's new state; a new user becomes visible only now, with its state in place. Call
+        `link` afterwards with the (column, user) pairs of the events."""
         self._live[u] = state
         if u >= self.base.num_users + len(self._new_ids):
             self._new_ids.append(user_id)
             self._new[user_id] = u
-        for c in np.unique(new_cols).tolist():  # after the id: explanations may name this user from here on
-            cur = self._item_users.get(c)
-            if cur is None or not np.isin(u, cur):
-                self._item_users[c] = np.union1d(cur if cur is not None else np.zeros(0, np.int64), [u])
         self.recorded += len(new_cols)
+
+    def link(self, cols: np.ndarray, users: np.ndarray) -> None:
+        """Add recorded (column, user) pairs to `users_of` (after `put`: explanations may name those users)."""
+        pairs = np.unique(np.stack([np.asarray(cols, np.int64), np.asarray(users, np.int64)], axis=1), axis=0)
+        bounds = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0], True])
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            c = int(pairs[a, 0])
+            cur = self._item_users.get(c)
+            new = frozenset(pairs[a:b, 1].tolist())
+            self._item_users[c] = new if cur is None else cur | new
 
 
 class PinnedHistory:

@@ -512,6 +512,7 @@ class Recommender:
             if c < len(self._extra_degree):
                 self._extra_degree[c] += 1.0
             by_user.setdefault(user_id, []).append((c, int(timestamp), event))
+        link_cols, link_users = [], []
         for uid, evs in by_user.items():
             u = hist.index_for(uid)
             prev = hist.state(u)
@@ -525,6 +526,10 @@ class Recommender:
             vector = self._user_vector(st, u, items)
             hist.put(u, uid, LiveUser(frozen_ints(items), events, times, vector,
                                       (prev.recorded if prev else 0) + len(evs)), new_cols)
+            link_cols.append(new_cols)
+            link_users.append(np.full(len(new_cols), u, dtype=np.int64))
+        if link_cols:
+            hist.link(np.concatenate(link_cols), np.concatenate(link_users))
 
     def _user_vector(self, st: Snapshot, u: int, items: np.ndarray) -> np.ndarray:
         """u = e_u + h(history), recomputed for one user (see `fusion.serving.live`)."""
