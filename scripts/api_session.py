@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     from fusion import Recommender
 
     t = time.perf_counter()
-    rec = Recommender.load(args.model)  # the store recorded in meta.json, bound with every interaction
+    # the store recorded in meta.json, bound with every interaction; this session's events go to a throwaway log
+    # (the default, event_log="auto", is STORE/events.csv, which the next load replays)
+    log = Path(tempfile.mkdtemp(prefix="api-session-")) / "events.csv"
+    rec = Recommender.load(args.model, event_log=log)
     print(f">>> Recommender.load({str(args.model)!r})  # {time.perf_counter() - t:.1f} s")
     print(rec)
     user = args.user
@@ -46,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
          rec.similar("1", k=5))
     show('rec.similar("1", k=5, text_weight=1.0)  # look-alikes', rec.similar("1", k=5, text_weight=1.0))
 
-    top = rec.recommend(user, k=1)["product_id"].iloc[0]
-    print(f"\n>>> rec.explain({user!r}, {top!r})")
-    for e in rec.explain(user, top):
+    show(f'rec.recommend({user!r}, k=3, categories="Staples")', rec.recommend(user, k=3, categories="Staples"))
+    print(f"\n>>> rec.explain({user!r}, '2')  # another Stanley staple: the new purchase is the reason")
+    for e in rec.explain(user, "2"):
         print(f"{e.score:.3f}  {e.text}")
         print(f"       {' -> '.join(f'{lbl}:{name[:24]}' for lbl, _, name in e.nodes)}  {e.relations}")
 
@@ -75,6 +79,19 @@ def main(argv: list[str] | None = None) -> int:
         show('rec.recommend("someone-new", k=3)  # unknown user: most popular, with a warning',
              rec.recommend("someone-new", k=3), [*COLUMNS, "source"])
     show('rec.recommend_new_user(["1", "388"], k=3)', rec.recommend_new_user(["1", "388"], k=3))
+
+    t = time.perf_counter()
+    rec.record(user, "1839", event="purchase")  # Stanley stainless steel staples
+    print(f"\n>>> rec.record({user!r}, '1839', event='purchase')  # {1000 * (time.perf_counter() - t):.2f} ms, "
+          f"logged to {rec.event_log.name}")
+    show(f"rec.recommend({user!r}, k=5)  # the purchase counts at once", rec.recommend(user, k=5))
+    show(f'rec.recommend({user!r}, k=3, categories="Staples")', rec.recommend(user, k=3, categories="Staples"))
+    print(f"\n>>> rec.explain({user!r}, '2')  # another Stanley staple: the new purchase is the reason")
+    for e in rec.explain(user, "2"):
+        print(f"{e.score:.3f}  {e.text}")
+    rec.record("someone-new", "1839", event="purchase")
+    show('rec.recommend("someone-new", k=3)  # known from the first event', rec.recommend("someone-new", k=3),
+         [*COLUMNS, "source"])
     return 0
 
 
