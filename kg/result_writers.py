@@ -5,6 +5,8 @@
   version replaces the old one's relationships and embeddings once the new ones are written).
 - `CsvResultWriter`: the same rows as `recommendations.csv`, `similar.csv` and `embeddings.parquet`
   plus `export.json`, for the embedded store (no server). Files appear only when the export succeeds.
+- `ParquetTopKWriter`: every user's top k streamed into one Parquet file, a row group per chunk (constant
+  memory; `scripts/recommend_all.py`); embeddings and SIMILAR_TO are not its business.
 - `DryRunWriter`: prints every statement the Neo4j writer would send with the rows it would get.
 """
 from __future__ import annotations
@@ -23,7 +25,8 @@ from . import cypher
 from .results import SOURCE_COLUMN, ResultWriter
 from .schema import RECOMMENDED, SIMILAR_TO
 
-__all__ = ["Neo4jResultWriter", "CsvResultWriter", "DryRunWriter", "CSV_FILES", "EMBEDDINGS_FILE"]
+__all__ = ["Neo4jResultWriter", "CsvResultWriter", "ParquetTopKWriter", "DryRunWriter", "CSV_FILES",
+           "EMBEDDINGS_FILE"]
 
 CSV_FILES: dict[str, str] = {RECOMMENDED: "recommendations.csv", SIMILAR_TO: "similar.csv"}
 EMBEDDINGS_FILE = "embeddings.parquet"
@@ -144,6 +147,54 @@ class CsvResultWriter(ResultWriter):
             f.close()
         for name in (*CSV_FILES.values(), EMBEDDINGS_FILE):
             self._tmp(name).unlink(missing_ok=True)
+
+
+class ParquetTopKWriter(ResultWriter):
+    """RECOMMENDED rows as one Parquet file (user_id, rank, product_id, score, model), written chunk by chunk
+    into `path`'s temporary sibling and moved into place at `finish` (a failed run leaves no file)."""
+
+    name = "parquet"
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._writer = None
+
+    @property
+    def _tmp(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.tmp")
+
+    def _schema(self):
+        import pyarrow as pa
+        return pa.schema([("user_id", pa.string()), ("rank", pa.int32()), ("product_id", pa.string()),
+                          ("score", pa.float32()), ("model", pa.string())])
+
+    def begin(self, model: str, dimensions: int) -> None:
+        import pyarrow.parquet as pq
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(self._tmp, self._schema(), compression="zstd")
+
+    def output(self, rel_type: str, table: pd.DataFrame, model: str, sources: list[str]) -> None:
+        import pyarrow as pa
+        if rel_type != RECOMMENDED:
+            return
+        self._writer.write_table(pa.table({
+            "user_id": pa.array(table["source_id"].astype(str).tolist(), pa.string()),
+            "rank": pa.array(table["rank"].to_numpy(np.int32)),
+            "product_id": pa.array(table["product_id"].astype(str).tolist(), pa.string()),
+            "score": pa.array(table["score"].to_numpy(np.float32)),
+            "model": pa.array([model] * len(table), pa.string())}, schema=self._schema()))
+        self._count(rel_type, len(table))
+
+    def finish(self, model: str, rel_types: tuple[str, ...]) -> None:
+        self._writer.close()
+        os.replace(self._tmp, self.path)
+        self.report["file"] = str(self.path)
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._tmp.unlink(missing_ok=True)
 
 
 class DryRunWriter(ResultWriter):
