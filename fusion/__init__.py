@@ -1,7 +1,7 @@
 """The fusion recommender in three rooms, imports pointing one way (kg -> gnn, text -> core -> the other two):
 
 - the model core, here: config, fusion layer (`model`), losses, training data (`data`), training (`trainer`),
-  the item-item term, metrics, and `FusionRecommender` behind the `RankingModel` interface;
+  the item-item term, the warm start, metrics, and `FusionRecommender` behind the `RankingModel` interface;
 - `fusion.evaluation`: leak-free splits, the fit/evaluate runner, reports, and `fusion.evaluation.baselines`;
 - `fusion.serving`: the query API (`Recommender`) with its top-k/ANN indexes, snapshot, catalog filters, search,
   explanations and cold start.
@@ -17,7 +17,7 @@ __all__ = [
     "FusionConfig", "LossConfig", "TrainConfig", "ItemItemConfig", "ABLATIONS", "FusionModel", "FusionRecommender",
     "ItemItemHead", "RankingModel", "TrainData", "interaction_matrix",
     "info_nce_loss", "bpr_loss", "softmax_preference_loss", "kg_path_loss", "l2_regularization",
-    "train_model", "TrainState",
+    "train_model", "TrainState", "transfer_weights", "WarmStartReport",
     "ExactIndex", "FaissIndex", "ANNConfig",
     "Recommender", "Explanation", "UnknownIdError", "UnknownUserWarning", "SearchBlend",
 ]
@@ -30,6 +30,7 @@ _WHERE = {
     "info_nce_loss": "losses", "bpr_loss": "losses", "softmax_preference_loss": "losses",
     "kg_path_loss": "losses", "l2_regularization": "losses",
     "train_model": "trainer", "TrainState": "trainer",
+    "transfer_weights": "warm_start", "WarmStartReport": "warm_start",
     # the query API (fusion.serving)
     "ExactIndex": "serving.topk", "FaissIndex": "serving.ann", "ANNConfig": "serving.ann",
     "Recommender": "serving.query", "UnknownUserWarning": "serving.query", "Explanation": "serving.results",

@@ -1,5 +1,6 @@
 """The fusion model behind the `RankingModel` interface (`fit` on a training graph, `score` users), so that
-the evaluation harness measures it exactly like every baseline; `save` / `load` a trained model directory."""
+the evaluation harness measures it exactly like every baseline; `save` / `load` a trained model directory;
+`warm_start` continues a saved model on a grown graph (`fusion.warm_start`)."""
 from __future__ import annotations
 
 import copy
@@ -23,6 +24,7 @@ from .trainer import TrainState, score_users, train_model, validation_users
 __all__ = ["FusionRecommender", "ENTITIES_FILE"]
 
 ENTITIES_FILE = "entities.json"
+WARM_LR_SCALE = 1.0  # a warm start's learning rate, relative to the saved one
 
 
 class FusionRecommender(RankingModel):
@@ -65,6 +67,7 @@ class FusionRecommender(RankingModel):
         self.item_item_valid_: float | None = None
         self.item_item_seconds_ = 0.0
         self.network_seconds_ = 0.0
+        self.warm_start_: dict = {}  # set by `warm_start` (written to meta.json)
 
     def params(self) -> dict:
         return self.config.to_dict()
@@ -195,11 +198,14 @@ class FusionRecommender(RankingModel):
     def _log(self, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    def _train_on(self, data: TrainData, valid, stage: str) -> "FusionRecommender":
+    def _train_on(self, data: TrainData, valid, stage: str, init=None) -> "FusionRecommender":
+        """Build a fresh model on `data` (then `init(model)`, e.g. a warm start's weights) and train it."""
         self._item_ids = data.graph.nodes["Product"]["id"].to_numpy()[data.items].tolist()
         self._entity_ids = entity_ids(data.graph, self.config.external_products)
         torch.manual_seed(self.config.train.seed)  # the initial weights too: two fits of one config agree
         self.model_ = self._build(data)
+        if init is not None:
+            init(self.model_)
         hist = build_histories(data.graph, data.column_of)
         paths = build_path_sampler(data.graph, data.column_of)
         out = None if self._out_dir is None else str(Path(self._out_dir) / f"checkpoint{'-' + stage if stage else ''}")
@@ -209,6 +215,45 @@ class FusionRecommender(RankingModel):
         self._hist = hist
         self._user_items = data.user_items
         return self
+
+    @classmethod
+    def warm_start(cls, model_dir: str | Path, data: TrainData, epochs: int | None = None, lr: float | None = None,
+                   out_dir: str | None = None, show_progress: bool = False) -> "FusionRecommender":
+        """Continue training a saved model on `data`, whose graph may have grown (new users, products,
+        interactions): a model built on `data.graph` takes the saved weights row by row (`fusion.warm_start`),
+        trains `epochs` epochs (default a quarter of meta.json's best epoch count, at least 1) at `lr`
+        (default the saved lr times `WARM_LR_SCALE`), early-stopped when `data.valid` is set, then refits the
+        item-item term with the saved (reg, weight) on `data`'s interactions. The config is the saved one."""
+        from .warm_start import transfer_weights
+
+        t0 = time.perf_counter()
+        d = Path(model_dir)
+        meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").exists() else {}
+        cfg = FusionConfig.load(d) if (d / "config.json").exists() else None
+        if cfg is None:
+            raise FileNotFoundError(f"{d} is not a fusion model directory (no config.json)")
+        best = int(meta.get("best_epoch") or cfg.train.epochs)
+        cfg.train.epochs = int(epochs) if epochs is not None else max(1, round(best / 4))
+        cfg.train.lr = float(lr) if lr is not None else cfg.train.lr * WARM_LR_SCALE
+        if cfg.train.epochs < 1:
+            raise ValueError(f"warm-start epochs must be >= 1, got {cfg.train.epochs}")
+        rec = cls(cfg, name=meta.get("name", "fusion"), out_dir=out_dir, show_progress=show_progress)
+        reports = []
+        rec._train_on(data, data.valid, "warm",
+                      init=lambda m: reports.append(transfer_weights(m, d, rec._entity_ids, rec._item_ids)))
+        rec._log(str(reports[0]))
+        rec.network_seconds_ = rec.state_.seconds
+        ii = meta.get("item_item")  # None: the saved model had no term (disabled, or weight 0 chosen)
+        rec.item_item_choice_ = None if not ii or not cfg.item_item.enabled else (float(ii["reg"]), float(ii["weight"]))
+        rec._fit_item_item(data)
+        warm_epochs = rec.state_.epoch
+        if data.valid is None:
+            rec.state_.best_ndcg = None  # nothing validated this run
+        rec.best_epoch_ = best  # the from-scratch epoch count, so that warm starts chain with the same default
+        rec.fit_seconds_ = time.perf_counter() - t0
+        rec.warm_start_ = {"warm_start_from": str(d.resolve()), "warm_epochs": warm_epochs, "warm_lr": cfg.train.lr,
+                           "warm_seconds": round(rec.fit_seconds_, 1), "warm_start": reports[0].to_dict()}
+        return rec
 
     def save(self, directory: str | Path, extra: dict | None = None) -> Path:
         """Write config.json, model.pt (weights), items.json (product id of each column), text.pt (frozen
@@ -237,7 +282,7 @@ class FusionRecommender(RankingModel):
                 "train_seconds": round(max(getattr(self, "fit_seconds_", 0.0),
                                            self.network_seconds_ + self.item_item_seconds_), 1),
                 "network_seconds": round(self.network_seconds_, 1), "item_item_seconds": round(self.item_item_seconds_, 1),
-                **(extra or {})}
+                **self.warm_start_, **(extra or {})}
         (d / "meta.json").write_text(json.dumps(meta, indent=2))
         return d
 

@@ -4,6 +4,8 @@ r"""Train the fusion model on a store, holding out exactly what scripts/evaluate
   python scripts/train.py --store work/beauty/store --out work/beauty/model --split file \
       --test-interactions work/beauty/test_interactions.csv
   python scripts/train.py --neo4j --store work/scientific/store --out work/scientific/model --split loo
+  python scripts/train.py --store work/scientific/store --out work/scientific/model-warm --split loo \
+      --warm-start work/scientific/model
 
 With --neo4j the graph is read from the Neo4j server (NEO4J_URI, NEO4J_PASSWORD, ... or the --neo4j-*
 flags, as for build_graph.py --neo4j), the source of truth; --store is then the local embedded copy that
@@ -13,6 +15,11 @@ Two stages, as every iterative baseline is trained: early stopping on validation
 only), then retraining from scratch on training + validation rows for the best number of epochs; the
 saved weights are the retrained ones. Seeded; a checkpoint each epoch of each stage (re-run the same
 command after a kill to resume); writes config.json beside the weights, history.json and curves.png.
+
+With --warm-start MODEL_DIR there is no tuning stage: the saved model (its config, its weights matched to the
+store's current entities by id, new users and products freshly initialised; see fusion/warm_start.py) trains
+--warm-epochs epochs (default a quarter of its best epoch count) on the split's final rows, and its item-item
+term is refitted with the saved (reg, weight).
 """
 from __future__ import annotations
 
@@ -76,12 +83,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="override a config field, e.g. --set train.epochs 20 --set gnn.num_layers 1")
     ap.add_argument("--no-refit", action="store_true", help="keep the early-stopped model trained on the training "
                     "rows only instead of retraining on training + validation rows for the best epoch count")
+    ap.add_argument("--warm-start", type=Path, metavar="MODEL_DIR",
+                    help="continue training this saved model on the store's current graph (no tuning stage)")
+    ap.add_argument("--warm-epochs", type=int, metavar="N",
+                    help="epochs of the warm start (default: a quarter of the saved best epoch count, at least 1)")
     ap.add_argument("--quiet", action="store_true")
     from kg.neo4j_store import add_connection_arguments
     add_connection_arguments(ap, "read the training graph from the Neo4j server instead of the embedded store")
     args = ap.parse_args(argv)
     if args.split == "file" and not args.test_interactions:
         ap.error("--split file needs --test-interactions")
+    if args.warm_start and (args.config or args.variant or args.set or args.no_refit):
+        ap.error("--warm-start keeps the saved model's config: drop --config, --variant, --set and --no-refit")
+    if args.warm_epochs is not None and not args.warm_start:
+        ap.error("--warm-epochs needs --warm-start")
 
     from fusion import FusionRecommender
     from fusion.data import TrainData
@@ -94,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     split = make_split(graph, args.split, seed=args.seed, test_file=args.test_interactions,
                        cold_frac=args.cold_items)
     print(split.summary())
-    cfg = build_config(args)
     cache = str(args.store / "text_cache")
+    if args.warm_start:
+        return warm_start(args, graph, split, source, cache, t0)
+    cfg = build_config(args)
     tuning = TrainData.from_graph(split.fit_graph(graph, final=False), valid=split.valid, seed=args.seed,
                                   cache_dir=cache)
     final = TrainData.from_graph(split.fit_graph(graph, final=True), seed=args.seed, cache_dir=cache)
@@ -117,6 +134,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"best epoch {s.best_epoch}: valid NDCG@10 {s.best_ndcg:.4f}; trained {rec.fit_seconds_ / 60:.1f} min "
           f"(both stages), "
           f"total {(time.perf_counter() - t0) / 60:.1f} min, peak RSS {peak_gib:.2f} GiB -> {args.out}")
+    return 0
+
+
+def warm_start(args: argparse.Namespace, graph, split, source: str, cache: str, t0: float) -> int:
+    """--warm-start: the saved model continues on the split's final fit graph, saved to --out like a normal run."""
+    from fusion import FusionRecommender
+    from fusion.data import TrainData
+    from fusion.trainer import plot_curves, write_history
+
+    final = TrainData.from_graph(split.fit_graph(graph, final=True), seed=args.seed, cache_dir=cache)
+    rec = FusionRecommender.warm_start(args.warm_start, final, epochs=args.warm_epochs, out_dir=str(args.out),
+                                       show_progress=not args.quiet)
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    rec.save(args.out, extra={"store": str(args.store.resolve()), "graph_source": source, "split": args.split,
+                              "seed": args.seed, "cold_items": args.cold_items,
+                              "test_interactions": str(args.test_interactions or ""), "peak_rss_gib": round(peak_gib, 2)})
+    (args.out / "checkpoint-warm.pt").unlink(missing_ok=True)  # done: the next warm start into --out starts afresh
+    write_history(rec.state_, args.out / "history.json")
+    plot_curves(rec.state_, args.out / "curves.png", title=f"{args.store.parent.name} ({args.split}, warm start)")
+    print(f"warm start from {args.warm_start}: {rec.state_.epoch} epochs at lr {rec.config.train.lr:g}; trained "
+          f"{rec.fit_seconds_ / 60:.1f} min, total {(time.perf_counter() - t0) / 60:.1f} min, "
+          f"peak RSS {peak_gib:.2f} GiB -> {args.out}")
     return 0
 
 
