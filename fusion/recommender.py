@@ -196,7 +196,9 @@ class FusionRecommender(RankingModel):
         self.item_item_seconds_ += time.perf_counter() - t0
 
     def _log(self, msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+        from . import distributed
+        if distributed.is_main():  # one voice when several processes train together
+            print(msg, file=sys.stderr, flush=True)
 
     def _train_on(self, data: TrainData, valid, stage: str, init=None) -> "FusionRecommender":
         """Build a fresh model on `data` (then `init(model)`, e.g. a warm start's weights) and train it."""

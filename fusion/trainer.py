@@ -15,6 +15,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .config import FusionConfig
 from .data import Histories, PathSampler
 from .metrics import ndcg_at_k, top_k
@@ -124,6 +125,122 @@ def _sampled_batch(model: FusionModel, sampler, text: torch.Tensor | None, users
     return entities, items
 
 
+def _draw_batch(cfg: FusionConfig, hist: Histories, paths: PathSampler, rng: np.random.Generator, b: np.ndarray,
+                users_all: np.ndarray, pos_all: np.ndarray, n_items: int, use_text: bool) -> dict:
+    """One batch's examples and random draws, in the same order as always (so a seed gives the same run):
+    users/positions, target [B], history/mask [B, L], and the negatives each loss needs."""
+    lc = cfg.loss
+    u_np, p_np = users_all[b], pos_all[b]
+    target = torch.from_numpy(hist.items[p_np])
+    if cfg.history_order == "set":
+        h, m = hist.others(p_np, u_np, cfg.history_len)
+    else:
+        h, m = hist.window(p_np, u_np, cfg.history_len)
+    # the batch's random draws first, so that the sampled path knows which products the losses read
+    neg = cand = negs = ends = ok = corrupt = None
+    if lc.preference > 0:
+        if lc.preference_kind == "bpr":
+            neg = torch.from_numpy(rng.integers(0, n_items, len(b)))
+        elif lc.num_negatives > 0:
+            # sampled softmax: the batch's positives and N shared uniform negatives as candidates
+            cand = torch.cat([target.unique(), torch.from_numpy(rng.integers(0, n_items, lc.num_negatives))])
+    if use_text and lc.text > 0:
+        negs = torch.from_numpy(rng.integers(0, n_items, lc.text_negatives))
+    if lc.kg_path > 0 and paths.groups:
+        ends, ok = paths.sample(h[:, -1].numpy(), rng)
+        ok &= m[:, -1].numpy()
+        if ok.any():
+            corrupt = np.zeros(len(b), dtype=np.int64)  # one corrupted end per row with a path (others unused)
+            corrupt[ok] = rng.integers(0, n_items, int(ok.sum()))
+        else:
+            ends = ok = None
+    return {"u_np": u_np, "users": torch.from_numpy(u_np), "target": target, "h": h, "m": m, "neg": neg,
+            "cand": cand, "negs": negs, "ends": ends, "ok": ok, "corrupt": corrupt}
+
+
+def _shard(batch: dict, r: int, world: int) -> dict:
+    """Rank r's share of a batch: every world-th example from r; shared draws (candidates, text negatives)
+    stay whole."""
+    out = dict(batch)
+    for k in ("u_np", "users", "target", "h", "m", "neg", "ends", "ok", "corrupt"):
+        if batch[k] is not None:
+            out[k] = batch[k][r::world]
+    if out["cand"] is not None:  # the positives first, as the loss expects: rebuild from this shard's targets
+        n_pos = len(batch["target"].unique())
+        out["cand"] = torch.cat([out["target"].unique(), batch["cand"][n_pos:]])
+    if out["ok"] is not None and not out["ok"].any():
+        out["ends"] = out["ok"] = out["corrupt"] = None
+    return out
+
+
+class BatchLoss(torch.nn.Module):
+    """The weighted sum of the losses for one batch (`_draw_batch`): a module, so that DistributedDataParallel
+    can wrap it. forward(batch) -> (loss, {name: part})."""
+
+    def __init__(self, model: FusionModel, text: torch.Tensor | None, seen: sp.csr_matrix, sampled=None) -> None:
+        super().__init__()
+        self.model = model
+        self.text = text
+        self.seen = seen
+        self.sampled = sampled
+
+    def forward(self, batch: dict):
+        model, text, seen = self.model, self.text, self.seen
+        lc = model.config.loss
+        n_items = model.item_entity.shape[0]
+        u_np, users, target, h, m = batch["u_np"], batch["users"], batch["target"], batch["h"], batch["m"]
+        neg, cand, negs, ends, ok, corrupt = (batch[k] for k in ("neg", "cand", "negs", "ends", "ok", "corrupt"))
+        if self.sampled is None:
+            ent = model.entity_embeddings()
+            items = model.item_vectors(ent, text)
+        else:
+            full_softmax = lc.preference > 0 and neg is None and cand is None
+            read = [target, h[m]] + [t for t in (neg, cand, negs) if t is not None]
+            if ok is not None:
+                read += [torch.from_numpy(ends[ok]), torch.from_numpy(corrupt[ok])]
+            cols = torch.arange(n_items) if full_softmax else torch.cat(read).unique()
+            ent, items = _sampled_batch(model, self.sampled, text, users, cols)
+        U = model.user_vectors(ent, items, users, h, m)
+        parts: dict[str, torch.Tensor] = {}
+        if lc.preference > 0:
+            if neg is not None:
+                parts["preference"] = bpr_loss((U * items[target]).sum(-1), (U * items[neg]).sum(-1))
+            elif cand is not None:
+                col = torch.searchsorted(cand[: len(target.unique())], target)
+                known = None
+                if lc.mask_known:
+                    known = torch.from_numpy(seen[u_np][:, cand.numpy()].toarray() > 0)
+                parts["preference"] = softmax_preference_loss(U @ items[cand].T, col, known)
+            else:
+                known = None
+                if lc.mask_known:
+                    known = torch.from_numpy(seen[u_np].toarray() > 0)
+                parts["preference"] = softmax_preference_loss(U @ items.T, target, known)
+        if negs is not None:
+            negv = items[negs]
+            q_item = model.query_vectors(text[target])
+            loss_t = info_nce_loss(q_item, items[target], negv, lc.temperature)
+            has = m.any(dim=1)
+            if has.any():
+                w = m[has].float()
+                hist_text = (text[h[has]] * w[..., None]).sum(1) / w.sum(1, keepdim=True)
+                loss_t = 0.5 * (loss_t + info_nce_loss(model.query_vectors(hist_text), items[target[has]],
+                                                       negv, lc.temperature))
+            parts["text"] = loss_t
+        if ok is not None:
+            sel = np.flatnonzero(ok)
+            parts["kg_path"] = kg_path_loss(U[torch.from_numpy(sel)], items[torch.from_numpy(ends[sel])],
+                                            items[torch.from_numpy(corrupt[sel])])
+        weights = {"preference": lc.preference, "text": lc.text, "kg_path": lc.kg_path}
+        loss = sum(weights[k] * v for k, v in parts.items())
+        if lc.l2 > 0:
+            parts["l2"] = l2_regularization(U, items[target])
+            loss = loss + lc.l2 * parts["l2"]
+        if not torch.is_tensor(loss):
+            raise ValueError("every loss is switched off: enable at least one of preference, text, kg_path")
+        return loss, parts
+
+
 def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, paths: PathSampler,
                 seen: sp.csr_matrix, valid: sp.csr_matrix | None = None, out_dir: str | Path | None = None,
                 show_progress: bool = True, log: Callable[[str], None] | None = None) -> TrainState:
@@ -157,12 +274,18 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
     users_all, pos_all = _examples(hist, need_history=not cfg.use_user_embedding, as_set=cfg.history_order == "set")
     n_items = model.item_entity.shape[0]
     use_text = cfg.use_text and text is not None
+    # several processes (fusion.distributed): each computes its share of every batch; DDP averages the gradients
+    world, dist_rank = distributed.world_size(), distributed.rank()
+    runner = BatchLoss(model, text, seen, sampled)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        runner = DistributedDataParallel(runner, find_unused_parameters=True)  # broadcasts rank 0's weights
     t_start = time.perf_counter() - state.seconds
     bad_epochs = state.epoch - state.best_epoch if valid is not None else 0
     while state.epoch < tc.epochs:
         if valid is not None and bad_epochs >= tc.patience:
             break
-        if (time.perf_counter() - t_start) / 60 > tc.max_minutes:
+        if distributed.agree((time.perf_counter() - t_start) / 60 > tc.max_minutes):  # rank 0 decides for all
             log(f"stopping: time budget of {tc.max_minutes} min reached")
             break
         model.train()
@@ -170,79 +293,13 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
         sums: dict[str, float] = {}
         n_batches = 0
         bar = tqdm(range(0, len(perm), tc.batch_size), desc=f"epoch {state.epoch + 1}", unit="batch",
-                   disable=not show_progress, leave=False)
+                   disable=not show_progress or not distributed.is_main(), leave=False)
         for s in bar:
             b = perm[s:s + tc.batch_size]
-            u_np, p_np = users_all[b], pos_all[b]
-            target = torch.from_numpy(hist.items[p_np])
-            if cfg.history_order == "set":
-                h, m = hist.others(p_np, u_np, cfg.history_len)
-            else:
-                h, m = hist.window(p_np, u_np, cfg.history_len)
-            users = torch.from_numpy(u_np)
-            # the batch's random draws first (same order as always), so that the sampled path knows which
-            # products the losses read
-            neg = cand = negs = ends = ok = corrupt = None
-            if lc.preference > 0:
-                if lc.preference_kind == "bpr":
-                    neg = torch.from_numpy(rng.integers(0, n_items, len(b)))
-                elif lc.num_negatives > 0:
-                    # sampled softmax: the batch's positives and N shared uniform negatives as candidates
-                    cand = torch.cat([target.unique(), torch.from_numpy(rng.integers(0, n_items, lc.num_negatives))])
-            if use_text and lc.text > 0:
-                negs = torch.from_numpy(rng.integers(0, n_items, lc.text_negatives))
-            if lc.kg_path > 0 and paths.groups:
-                ends, ok = paths.sample(h[:, -1].numpy(), rng)
-                ok &= m[:, -1].numpy()
-                if ok.any():
-                    corrupt = torch.from_numpy(rng.integers(0, n_items, int(ok.sum())))
-            if sampled is None:
-                ent = model.entity_embeddings()
-                items = model.item_vectors(ent, text)
-            else:
-                full_softmax = lc.preference > 0 and neg is None and cand is None
-                read = [target, h[m]] + [t for t in (neg, cand, negs, corrupt) if t is not None]
-                if ok is not None and ok.any():
-                    read.append(torch.from_numpy(ends[ok]))
-                cols = torch.arange(n_items) if full_softmax else torch.cat(read).unique()
-                ent, items = _sampled_batch(model, sampled, text, users, cols)
-            U = model.user_vectors(ent, items, users, h, m)
-            parts: dict[str, torch.Tensor] = {}
-            if lc.preference > 0:
-                if neg is not None:
-                    parts["preference"] = bpr_loss((U * items[target]).sum(-1), (U * items[neg]).sum(-1))
-                elif cand is not None:
-                    col = torch.searchsorted(cand[: len(target.unique())], target)
-                    known = None
-                    if lc.mask_known:
-                        known = torch.from_numpy(seen[u_np][:, cand.numpy()].toarray() > 0)
-                    parts["preference"] = softmax_preference_loss(U @ items[cand].T, col, known)
-                else:
-                    known = None
-                    if lc.mask_known:
-                        known = torch.from_numpy(seen[u_np].toarray() > 0)
-                    parts["preference"] = softmax_preference_loss(U @ items.T, target, known)
-            if negs is not None:
-                negs = items[negs]
-                q_item = model.query_vectors(text[target])
-                loss_t = info_nce_loss(q_item, items[target], negs, lc.temperature)
-                has = m.any(dim=1)
-                if has.any():
-                    w = m[has].float()
-                    hist_text = (text[h[has]] * w[..., None]).sum(1) / w.sum(1, keepdim=True)
-                    loss_t = 0.5 * (loss_t + info_nce_loss(model.query_vectors(hist_text), items[target[has]],
-                                                           negs, lc.temperature))
-                parts["text"] = loss_t
-            if corrupt is not None:
-                sel = torch.from_numpy(np.flatnonzero(ok))
-                parts["kg_path"] = kg_path_loss(U[sel], items[torch.from_numpy(ends[ok])], items[corrupt])
-            weights = {"preference": lc.preference, "text": lc.text, "kg_path": lc.kg_path}
-            loss = sum(weights[k] * v for k, v in parts.items())
-            if lc.l2 > 0:
-                parts["l2"] = l2_regularization(U, items[target])
-                loss = loss + lc.l2 * parts["l2"]
-            if not torch.is_tensor(loss):
-                raise ValueError("every loss is switched off: enable at least one of preference, text, kg_path")
+            batch = _draw_batch(cfg, hist, paths, rng, b, users_all, pos_all, n_items, use_text)
+            if world > 1:
+                batch = _shard(batch, dist_rank, world)
+            loss, parts = runner(batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -255,7 +312,9 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
         state.epoch += 1
         row = {"epoch": state.epoch, **{k: v / max(1, n_batches) for k, v in sums.items()}}
         if valid is not None and state.epoch % tc.eval_every == 0:
-            row["valid_ndcg@10"] = evaluate_ndcg(model, text, hist, seen, valid, seed=tc.seed)
+            # rank 0 evaluates (the ranks hold the same weights) and tells the others
+            row["valid_ndcg@10"] = distributed.agree(
+                evaluate_ndcg(model, text, hist, seen, valid, seed=tc.seed) if distributed.is_main() else None)
             if row["valid_ndcg@10"] > state.best_ndcg:
                 state.best_ndcg, state.best_epoch = row["valid_ndcg@10"], state.epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -267,8 +326,9 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
         state.seconds = time.perf_counter() - t_start
         row["seconds"] = round(state.seconds, 1)
         state.history.append(row)
-        log("  " + "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if ckpt is not None:
+        if distributed.is_main():
+            log("  " + "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if ckpt is not None and distributed.is_main():
             _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
                           "best_model": best_state, "rng": rng, "torch_rng": torch.get_rng_state()}, ckpt)
     if best_state is not None and valid is not None:

@@ -20,6 +20,14 @@ With --warm-start MODEL_DIR there is no tuning stage: the saved model (its confi
 store's current entities by id, new users and products freshly initialised; see fusion/warm_start.py) trains
 --warm-epochs epochs (default a quarter of its best epoch count) on the split's final rows, and its item-item
 term is refitted with the saved (reg, weight).
+
+Several processes (torch.distributed, `fusion.distributed`): each rank computes its share of every batch and
+DistributedDataParallel averages the gradients (gloo on CPU, nccl on GPUs); rank 0 evaluates, checkpoints
+and writes the model directory, and the run ends by checking that every rank holds the same weights.
+
+  torchrun --nproc_per_node=2 scripts/train.py --store work/scientific/store --out work/scientific/model2 --split loo
+  torchrun --nnodes=2 --node_rank=R --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=HOST:29500 \
+      scripts/train.py ...          # several machines: the same command on each, R = 0, 1; a shared --out
 """
 from __future__ import annotations
 
@@ -98,11 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.warm_epochs is not None and not args.warm_start:
         ap.error("--warm-epochs needs --warm-start")
 
-    from fusion import FusionRecommender
+    from fusion import FusionRecommender, distributed
     from fusion.data import TrainData
     from fusion.evaluation.splits import make_split
     from fusion.trainer import plot_curves, write_history
 
+    if distributed.init_from_env():
+        if args.warm_start:
+            ap.error("--warm-start runs in one process")
+        print(f"rank {distributed.rank()} of {distributed.world_size()}, {__import__('torch').get_num_threads()} "
+              f"threads", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     graph = load_graph(args)
     source = f"neo4j {args.neo4j_uri or os.environ.get('NEO4J_URI', '')}" if args.neo4j else "embedded"
@@ -116,13 +129,24 @@ def main(argv: list[str] | None = None) -> int:
     tuning = TrainData.from_graph(split.fit_graph(graph, final=False), valid=split.valid, seed=args.seed,
                                   cache_dir=cache)
     final = TrainData.from_graph(split.fit_graph(graph, final=True), seed=args.seed, cache_dir=cache)
+    if cfg.use_text and distributed.world_size() > 1:  # rank 0 fills the text cache, the other ranks read it
+        with distributed.main_first():
+            from fusion.features import text_embeddings
+            text_embeddings(final.graph, final.items, cfg.encoder, cache, show_progress=False)
     rec = FusionRecommender(cfg, name=args.variant or "fusion", tuning=tuning, out_dir=str(args.out),
-                            show_progress=not args.quiet, refit=not args.no_refit)
+                            show_progress=not args.quiet and distributed.is_main(), refit=not args.no_refit)
     rec.fit(final)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    if distributed.world_size() > 1:
+        digests = distributed.check_agreement(rec.model_)  # RuntimeError if the ranks drifted apart
+        if not distributed.is_main():
+            print(f"rank {distributed.rank()}: weights agree with rank 0 ({digests[0]}), peak RSS {peak_gib:.2f} GiB",
+                  file=sys.stderr, flush=True)
+            return 0
+        print(f"{len(digests)} ranks agree: weights digest {digests[0]}")
     rec.save(args.out, extra={"store": str(args.store.resolve()), "graph_source": source, "split": args.split, "seed": args.seed,
                               "cold_items": args.cold_items, "test_interactions": str(args.test_interactions or ""),
-                              "peak_rss_gib": round(peak_gib, 2)})
+                              "peak_rss_gib": round(peak_gib, 2), "world_size": distributed.world_size()})
     curve = rec.state_
     if rec.tuning_history_:  # plot the validation-monitored run; the refit repeats it without validation
         from fusion.trainer import TrainState
