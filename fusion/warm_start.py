@@ -12,6 +12,10 @@ their fresh initialisation. Every other parameter and buffer is copied as it is;
     report = transfer_weights(model, "work/scientific/model", entity_ids(graph), item_ids)
     print(report)   # warm start from ...: User 8317 kept + 120 new, Product 4344 kept + 15 new, ...
 
+The frozen text embeddings (text.pt [n_items, d_text]) follow the products too (`transfer_text`): only the new
+products are encoded (a known product's text is taken to be unchanged), so a warm start on a catalog without
+new products never loads the text encoder.
+
 The relation attention logits [R] are matched only when the graph has the same number of relation types;
 otherwise they restart at zero (uniform attention), and the report names them.
 """
@@ -29,7 +33,7 @@ from .config import FusionConfig
 from .model import FusionModel
 from .recommender import ENTITIES_FILE
 
-__all__ = ["WarmStartReport", "transfer_weights", "entity_rows"]
+__all__ = ["WarmStartReport", "transfer_weights", "transfer_text", "entity_rows"]
 
 _RESETTABLE = ("gnn.relation_logits",)  # shape follows the graph's relation types, not the config
 
@@ -130,7 +134,8 @@ def transfer_weights(model: FusionModel, model_dir: str | Path, entities: dict[s
         raise ValueError(f"{d / ENTITIES_FILE} lists {n_old} entities but {d / 'model.pt'} has {emb.shape[0]} "
                          "embedding rows: the files are from different runs")
     e_new, e_old, kept, fresh, dropped = entity_rows(old_entities, entities)
-    i_new, i_old, ik, inew, idrop = entity_rows({"items": list(old_items)}, {"items": list(item_ids)})
+    i_new, i_old, ik, inew, idrop = entity_rows({"items": [str(x) for x in old_items]},
+                                                {"items": [str(x) for x in item_ids]})
     report = WarmStartReport(str(d), {**kept, "items": ik["items"]}, {**fresh, "items": inew["items"]},
                              {**dropped, "items": idrop["items"]})
     target = model.state_dict()
@@ -156,3 +161,28 @@ def transfer_weights(model: FusionModel, model_dir: str | Path, entities: dict[s
             raise ValueError(f"{d / 'model.pt'}: {key} has shape {tuple(old.shape)}, the model built on this graph "
                              f"{tuple(cur.shape)}: the saved config differs in shape; train from scratch")
     return report
+
+
+def transfer_text(model_dir: str | Path, item_ids: list[str], encode) -> tuple[torch.Tensor | None, int]:
+    """Text embeddings [len(item_ids), d_text] for the new item columns: the saved rows (text.pt, matched by
+    product id through items.json) and `encode(positions)` -> [m, d_text] for the m products the saved model
+    did not have. Returns (embeddings, m); (None, len(item_ids)) when the directory has no text.pt."""
+    d = Path(model_dir)
+    if not (d / "text.pt").exists():
+        return None, len(item_ids)
+    old = torch.load(d / "text.pt", map_location="cpu")
+    old_items = [str(x) for x in json.loads((d / "items.json").read_text())]
+    if old.shape[0] != len(old_items):
+        raise ValueError(f"{d / 'text.pt'} has {old.shape[0]} rows, {d / 'items.json'} {len(old_items)} products")
+    where = pd.Index(old_items, dtype=object).get_indexer(pd.Index([str(x) for x in item_ids], dtype=object))
+    out = torch.empty(len(item_ids), old.shape[1], dtype=old.dtype)
+    hit = torch.from_numpy(np.flatnonzero(where >= 0))
+    out[hit] = old[torch.from_numpy(where[where >= 0])]
+    missing = np.flatnonzero(where < 0)
+    if len(missing):
+        new = torch.as_tensor(encode(missing), dtype=old.dtype)
+        if new.shape != (len(missing), old.shape[1]):
+            raise ValueError(f"the text encoder gave {tuple(new.shape)} for {len(missing)} new products, the saved "
+                             f"embeddings have {old.shape[1]} dims: warm-start with the saved encoder")
+        out[torch.from_numpy(missing)] = new
+    return out, len(missing)

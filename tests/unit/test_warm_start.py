@@ -129,10 +129,31 @@ def test_warm_start_trains_saves_and_reloads_with_the_query_api(saved, tmp_path)
     assert set(q.recommend("x", k=3)["product_id"]).isdisjoint({"A0", "B0"})
 
 
+def test_only_new_products_are_encoded_known_ones_keep_their_saved_text(saved, monkeypatch):
+    model_dir, _, new = saved
+    encoded = []
+
+    def encode(g, items, *a, **k):
+        encoded.append(g.nodes["Product"]["id"].to_numpy()[items].tolist())
+        return ENC.encode_texts(products_frame(g, items).pipe(_texts))
+
+    monkeypatch.setattr(rec_mod, "text_embeddings", encode)
+    data = TrainData.from_graph(new)
+    rec = FusionRecommender.warm_start(model_dir, data, epochs=1)
+    assert encoded == [["B9", "D0"]]
+    saved_text = torch.load(model_dir / "text.pt")
+    old_ids = json.loads((model_dir / "items.json").read_text())
+    ids = new.nodes["Product"]["id"].to_numpy()[data.items].tolist()
+    assert torch.equal(rec.text_embeddings[ids.index("A3")], saved_text[old_ids.index("A3")])
+    d0 = ids.index("D0")
+    assert torch.equal(rec.text_embeddings[d0], ENC.encode_texts(products_frame(new, data.items[[d0]]).pipe(_texts))[0])
+    assert rec.text_embeddings.shape == (22, saved_text.shape[1])
+
+
 def test_default_epochs_are_a_quarter_of_the_saved_best(saved):
     model_dir, _, new = saved
     rec = FusionRecommender.warm_start(model_dir, TrainData.from_graph(new))
-    assert rec.state_.epoch == 1  # round(4 / 4)
+    assert rec.state_.epoch == 1  # 4 // 4
 
 
 def test_missing_entities_file_says_retrain_once(saved, tmp_path):
