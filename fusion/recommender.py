@@ -24,13 +24,6 @@ from .trainer import TrainState, score_users, train_model, validation_users
 __all__ = ["FusionRecommender", "ENTITIES_FILE"]
 
 ENTITIES_FILE = "entities.json"
-# A warm start's default: best_epoch // 4 epochs (at least 1) at the saved learning rate. One step back from the
-# test rows on Scientific (loo; warm start from a model of the training rows minus each user's last, onto all
-# training rows, scored on validation; full retrain 6 epochs, NDCG@10 0.0974): 1 epoch at lr 5e-3 gives 0.0962
-# (97% of the full retrain's gain over the stale model, in 1/6 of its epochs), 2 epochs 0.0974 (100%); a
-# lower lr (2.5e-3, 1e-3, 1-4 epochs) is no better (0.0950-0.0966).
-WARM_EPOCH_DIVISOR = 4
-WARM_LR_SCALE = 1.0
 
 
 class FusionRecommender(RankingModel):
@@ -229,10 +222,10 @@ class FusionRecommender(RankingModel):
                    out_dir: str | None = None, show_progress: bool = False) -> "FusionRecommender":
         """Continue training a saved model on `data`, whose graph may have grown (new users, products,
         interactions): a model built on `data.graph` takes the saved weights row by row (`fusion.warm_start`),
-        trains `epochs` epochs (default best_epoch // 4 from meta.json, at least 1) at `lr`
-        (default the saved lr times `WARM_LR_SCALE`), early-stopped when `data.valid` is set, then refits the
+        trains `epochs` epochs (default `fusion.warm_start.default_epochs` of meta.json's best epoch
+        count: a quarter, rounded up) at `lr` (default the saved one), early-stopped when `data.valid` is set, then refits the
         item-item term with the saved (reg, weight) on `data`'s interactions. The config is the saved one."""
-        from .warm_start import transfer_text, transfer_weights
+        from .warm_start import WARM_LR_SCALE, default_epochs, transfer_text, transfer_weights
 
         t0 = time.perf_counter()
         d = Path(model_dir)
@@ -241,7 +234,7 @@ class FusionRecommender(RankingModel):
         if cfg is None:
             raise FileNotFoundError(f"{d} is not a fusion model directory (no config.json)")
         best = int(meta.get("best_epoch") or cfg.train.epochs)
-        cfg.train.epochs = int(epochs) if epochs is not None else max(1, best // WARM_EPOCH_DIVISOR)
+        cfg.train.epochs = int(epochs) if epochs is not None else default_epochs(best)
         cfg.train.lr = float(lr) if lr is not None else cfg.train.lr * WARM_LR_SCALE
         if cfg.train.epochs < 1:
             raise ValueError(f"warm-start epochs must be >= 1, got {cfg.train.epochs}")

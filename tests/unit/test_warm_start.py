@@ -15,7 +15,7 @@ import fusion.recommender as rec_mod
 from fusion import FusionConfig, FusionRecommender, Recommender
 from fusion.data import TrainData
 from fusion.features import entity_ids
-from fusion.warm_start import entity_rows, transfer_weights
+from fusion.warm_start import default_epochs, entity_rows, transfer_weights
 from kg import KnowledgeGraph, merge_files
 from kg.export import products_frame
 
@@ -151,9 +151,10 @@ def test_only_new_products_are_encoded_known_ones_keep_their_saved_text(saved, m
 
 
 def test_default_epochs_are_a_quarter_of_the_saved_best(saved):
+    assert [default_epochs(b) for b in (0, 1, 4, 5, 6, 7, 8, 14)] == [1, 1, 1, 2, 2, 2, 2, 4]
     model_dir, _, new = saved
     rec = FusionRecommender.warm_start(model_dir, TrainData.from_graph(new))
-    assert rec.state_.epoch == 1  # 4 // 4
+    assert rec.state_.epoch == 1  # the saved model's best epoch is 4
 
 
 def test_missing_entities_file_says_retrain_once(saved, tmp_path):
