@@ -222,9 +222,10 @@ class FusionRecommender(RankingModel):
                    out_dir: str | None = None, show_progress: bool = False) -> "FusionRecommender":
         """Continue training a saved model on `data`, whose graph may have grown (new users, products,
         interactions): a model built on `data.graph` takes the saved weights row by row (`fusion.warm_start`),
-        trains `epochs` epochs (default `fusion.warm_start.default_epochs` of meta.json's best epoch
-        count: a quarter, rounded up) at `lr` (default the saved one), early-stopped when `data.valid` is set, then refits the
-        item-item term with the saved (reg, weight) on `data`'s interactions. The config is the saved one."""
+        trains `epochs` epochs (default `fusion.warm_start.default_epochs` of meta.json's best epoch count: a
+        quarter, rounded up) at `lr` (default the saved one), early-stopped when `data.valid` is set, then refits
+        the item-item term with the saved (reg, weight) on `data`'s interactions. The config is the saved one;
+        the text embeddings of known products are the saved ones (only new products are encoded)."""
         from .warm_start import WARM_LR_SCALE, default_epochs, transfer_text, transfer_weights
 
         t0 = time.perf_counter()
@@ -245,6 +246,8 @@ class FusionRecommender(RankingModel):
                 data.graph, data.items[pos], cfg.encoder, data.cache_dir, show_progress=show_progress))
             if rec._text is None:  # no text.pt: encode the whole catalog
                 rec._text_for(data)
+            elif n_encoded:
+                rec._log(f"warm start: encoded the text of {n_encoded:,} new products")
         reports = []
         rec._train_on(data, data.valid, "warm",
                       init=lambda m: reports.append(transfer_weights(m, d, rec._entity_ids, rec._item_ids)))

@@ -75,7 +75,8 @@ class WarmStartReport:
         return f"warm start from {self.source}: {', '.join(parts)}{tail}"
 
 
-def entity_rows(old: dict[str, list[str]], new: dict[str, list[str]]) -> tuple[np.ndarray, np.ndarray, dict, dict, dict]:
+def entity_rows(old: dict[str, list[str]], new: dict[str, list[str]]
+                ) -> tuple[np.ndarray, np.ndarray, dict, dict, dict]:
     """Match two entity layouts ({node type: ids in entity order}, types laid out in dict order) on
     (type, id). Returns (new_rows, old_rows) int64 [m] global indices of the matched entities, and per
     type the kept / new / dropped counts."""
@@ -113,7 +114,8 @@ def _load_saved(model_dir: Path) -> tuple[FusionConfig, dict[str, torch.Tensor],
 
 def _check_config(saved: FusionConfig, config: FusionConfig, model_dir: Path) -> None:
     """The settings that fix weight shapes must agree (ValueError naming the first that differs)."""
-    for name, a, b in (("gnn.dim", saved.gnn.dim, config.gnn.dim), ("history_len", saved.history_len, config.history_len),
+    for name, a, b in (("gnn.dim", saved.gnn.dim, config.gnn.dim),
+                       ("history_len", saved.history_len, config.history_len),
                        ("use_text", saved.use_text, config.use_text),
                        ("history_transform", saved.history_transform, config.history_transform),
                        ("encoder", saved.encoder, config.encoder)):

@@ -10,12 +10,13 @@ One split (no cold products). Four rows, each ranked through the query API (`Rec
 k=20, seen products excluded) for the test users and scored on their test items:
 
 - static: trained on the training rows only (early stopping and the item-item term chosen on validation);
-- record: the static model after `record_batch` of the validation rows (no training);
+- record: the static model after `record_batch` of every validation row (no training);
 - warm: the static model warm-started on training + validation rows (`FusionRecommender.warm_start`);
 - full: trained from scratch on training + validation rows for the static run's best epoch count, its
   item-item term fitted with the static run's (reg, weight) (the repo's refit protocol).
 
-Share = (x - static) / (full - static) of NDCG@10: the part of the full retrain's gain a row recovers.
+Seconds: training time (meta.json's train_seconds; record: the time `record_batch` took). Share = (x - static) /
+(full - static) of NDCG@10: the part of the full retrain's gain a row recovers.
 Models are saved under --out (static/, warm/, full/) and reused by a rerun with the same split and seed.
 """
 from __future__ import annotations
@@ -48,7 +49,8 @@ def _reusable(d: Path, tag: dict) -> bool:
     if meta is None or not (d / "model.pt").exists():
         return False
     if meta.get("realtime") != tag:
-        raise SystemExit(f"error: {d} was trained for {meta.get('realtime')}, not {tag}: use another --out or delete it")
+        raise SystemExit(f"error: {d} was trained for {meta.get('realtime')}, not {tag}: "
+                         "use another --out or delete it")
     return True
 
 
@@ -165,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", type=Path, required=True)
     ap.add_argument("--split", choices=("loo", "time", "file"), required=True)
     ap.add_argument("--test-interactions", type=Path, help="test file for --split file")
-    ap.add_argument("--config", type=Path, help="model directory whose config.json to train with (default FusionConfig())")
+    ap.add_argument("--config", type=Path,
+                    help="model directory whose config.json to train with (default FusionConfig())")
     ap.add_argument("--out", type=Path, required=True, help="where the static/, warm/ and full/ models go")
     ap.add_argument("--warm-epochs", type=int, help="default: a quarter of the static run's best epoch count, "
                     "rounded up (fusion.warm_start.default_epochs)")
@@ -201,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n### Real-time replay: {name} ({args.split} split, {split.test['src'].nunique():,} test users)\n")
     print(markdown(rows))
     full, warm = rows["full"]["seconds"], rows["warm"]["seconds"]
-    print(f"\nwarm start {full / warm:.1f}x faster than the full retrain; total {(time.perf_counter() - t0) / 60:.1f} min, "
+    print(f"\nwarm start {full / warm:.1f}x faster than the full retrain; "
+          f"total {(time.perf_counter() - t0) / 60:.1f} min, "
           f"peak RSS {peak:.2f} GiB")
     if args.json:
         from fusion.evaluation.report import write_json

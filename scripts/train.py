@@ -173,7 +173,8 @@ def warm_start(args: argparse.Namespace, graph, split, source: str, cache: str, 
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     rec.save(args.out, extra={"store": str(args.store.resolve()), "graph_source": source, "split": args.split,
                               "seed": args.seed, "cold_items": args.cold_items,
-                              "test_interactions": str(args.test_interactions or ""), "peak_rss_gib": round(peak_gib, 2)})
+                              "test_interactions": str(args.test_interactions or ""),
+                              "peak_rss_gib": round(peak_gib, 2)})
     (args.out / "checkpoint-warm.pt").unlink(missing_ok=True)  # done: the next warm start into --out starts afresh
     write_history(rec.state_, args.out / "history.json")
     plot_curves(rec.state_, args.out / "curves.png", title=f"{args.store.parent.name} ({args.split}, warm start)")

@@ -56,7 +56,8 @@ def test_replay_has_four_rows_fitted_on_what_they_claim(graph, tmp_path, capsys)
         assert rows["static"]["share"] == 0.0 and rows["full"]["share"] == pytest.approx(1.0)
         assert rows["record"]["share"] == pytest.approx((rows["record"]["ndcg@10"] - rows["static"]["ndcg@10"]) / gain)
     # the full retrain and the warm start were trained on the validation rows; the static model was not
-    a3_valid = graph.nodes["Product"]["id"].to_numpy()[split.valid.loc[split.valid["src"] == graph.id_map("User").index("a3"), "dst"]]
+    a3 = graph.id_map("User").index("a3")
+    a3_valid = graph.nodes["Product"]["id"].to_numpy()[split.valid.loc[split.valid["src"] == a3, "dst"]]
     full = Recommender.load(tmp_path / "out" / "full", store=split.fit_graph(graph, final=True), event_log=None)
     static = Recommender.load(tmp_path / "out" / "static", store=split.fit_graph(graph, final=False), event_log=None)
     assert a3_valid[0] in set(full.history("a3")["product_id"])
@@ -76,7 +77,8 @@ def test_replay_has_four_rows_fitted_on_what_they_claim(graph, tmp_path, capsys)
     # ... but the warm start, when asked for another number of epochs
     warm_meta = json.loads((tmp_path / "out" / "warm" / "meta.json").read_text())
     er.replay(graph, split, cfg, tmp_path / "out", warm_epochs=warm_meta["warm_epochs"] + 1)
-    assert json.loads((tmp_path / "out" / "warm" / "meta.json").read_text())["warm_epochs"] == warm_meta["warm_epochs"] + 1
+    warm_again = json.loads((tmp_path / "out" / "warm" / "meta.json").read_text())
+    assert warm_again["warm_epochs"] == warm_meta["warm_epochs"] + 1
     assert (tmp_path / "out" / "full" / "model.pt").stat().st_mtime_ns == stamp["full"]
     # ... and not at all for another split
     other = make_split(graph, "time", seed=0, cold_frac=0.0)
