@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
          rec.similar("1", k=5))
     show('rec.similar("1", k=5, text_weight=1.0)  # look-alikes', rec.similar("1", k=5, text_weight=1.0))
 
-    show(f'rec.recommend({user!r}, k=3, categories="Staples")', rec.recommend(user, k=3, categories="Staples"))
-    print(f"\n>>> rec.explain({user!r}, '2')  # another Stanley staple: the new purchase is the reason")
-    for e in rec.explain(user, "2"):
+    top = rec.recommend(user, k=1)["product_id"].iloc[0]
+    print(f"\n>>> rec.explain({user!r}, {top!r})")
+    for e in rec.explain(user, top):
         print(f"{e.score:.3f}  {e.text}")
         print(f"       {' -> '.join(f'{lbl}:{name[:24]}' for lbl, _, name in e.nodes)}  {e.relations}")
 
