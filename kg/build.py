@@ -33,7 +33,17 @@ def log_stage(name: str) -> None:
     """
     if os.environ.get("KG_STAGE_LOG"):
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-        print(f"kg-stage: {name} [t={time.perf_counter() - _T0:.2f}s peak={peak:.2f}GiB]", file=sys.stderr, flush=True)
+        print(f"kg-stage: {name} [t={time.perf_counter() - _T0:.2f}s peak={peak:.2f}GiB rss={_rss_gib():.2f}GiB]",
+              file=sys.stderr, flush=True)
+
+
+def _rss_gib() -> float:
+    """Resident memory now (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (OSError, ValueError):
+        return 0.0
 
 
 @dataclass
@@ -95,13 +105,17 @@ def merge_files(graph: KnowledgeGraph, products: str | Path | None = None,
         raise InputError(problems)
 
     result = BuildResult(skipped=problems)
-    for rows, fn, name in ((prod_rows, add_products, "products"), (inter_rows, add_interactions, "interactions"),
-                           (rel_rows, add_relations, "relations")):
+    pending = [(prod_rows, add_products, "products"), (inter_rows, add_interactions, "interactions"),
+               (rel_rows, add_relations, "relations")]
+    del prod_rows, inter_rows, rel_rows
+    while pending:
+        rows, fn, name = pending.pop(0)  # each file's rows are let go once merged (GBs at 1000x)
         if rows is not None:
             bar.set_postfix_str(f"merge {name}")
             log_stage(f"merge {name}")
             result.delta.merge(fn(graph, rows))
             bar.update(1)
+        del rows
     bar.close()
     log_stage("merged")
     result.seconds = time.perf_counter() - t0

@@ -19,7 +19,7 @@ import pandas as pd
 from .build import log_stage
 from .graph import EDGE_DTYPES, NODE_DTYPES, KnowledgeGraph, empty_edge_table
 from .ingest import Delta
-from .readers import _stripped_objects
+from .readers import string_columns
 from .schema import NODE_LABELS, REL_TYPES
 
 __all__ = ["EmbeddedStore", "FORMAT_VERSION"]
@@ -105,19 +105,43 @@ class EmbeddedStore:
 
 
 def _read(path: Path, dtypes: dict[str, str]) -> pd.DataFrame:
+    """One stored table, read batch by batch: long text becomes Python strings without a whole Arrow copy."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    df = table.drop_columns([c for c, d in dtypes.items() if d == "object"]).to_pandas()
+    f = pq.ParquetFile(path)
+    schema = f.schema_arrow
+    shared = [c for c, d in dtypes.items()  # strings without nulls: repeated values share one object
+              if d == "object" and _is_string(schema.field(c).type) and _no_nulls(f, schema.get_field_index(c))]
+    other: dict[str, list] = {c: [] for c in dtypes if c not in shared}
+
+    def batches():
+        for batch in f.iter_batches(batch_size=1 << 16):
+            for c in other:
+                other[c].append(batch.column(c))
+            yield batch.select(shared)
+
+    strings = string_columns(batches(), shared, strip=False)
     cols = {}
     for c, d in dtypes.items():
-        if d != "object":
-            cols[c] = df[c].astype(d)
-        elif table.column(c).null_count or not _is_string(table.column(c).type):
-            cols[c] = table.column(c).to_pandas().astype(object)
-        else:  # repeated strings (events, ...) share one object instead of one copy per row
-            cols[c] = pd.Series(_stripped_objects(table.column(c), strip=False), dtype=object)
-    return pd.DataFrame(cols)
+        if c in strings:
+            cols[c] = strings.pop(c)
+            continue
+        col = pa.chunked_array(other.pop(c), type=schema.field(c).type)
+        cols[c] = col.to_pandas().astype(object) if d == "object" else col.to_pandas().astype(d)
+    return pd.DataFrame(cols, copy=False)
+
+
+def _no_nulls(f, i: int) -> bool:
+    """Column `i` of the Parquet file `f` has rows and, by every row group's statistics, no null."""
+    meta = f.metadata
+    if not meta.num_rows:
+        return False
+    for g in range(meta.num_row_groups):
+        st = meta.row_group(g).column(i).statistics
+        if st is None or not st.has_null_count or st.null_count:
+            return False
+    return True
 
 
 def _is_string(t) -> bool:

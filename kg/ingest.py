@@ -41,7 +41,8 @@ class Changes:
 @dataclass
 class Delta:
     """What to write to a store: upserted node rows per label (external ids + properties),
-    created and deleted relationships per type (`src_id`, `dst_id` external ids + properties)."""
+    created and deleted relationships per type (`src_id`, `dst_id` external ids + properties; created
+    INTERACTED rows carry only their `seq`, which identifies them in the graph)."""
 
     nodes: dict[str, pd.DataFrame] = field(default_factory=dict)
     created: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -218,9 +219,31 @@ def _occurrence(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
 _INTERACTION_IDENTITY = ["src", "dst", "event", "timestamp"]
 
 
+_DEDUP_PART_ROWS = 4_000_000
+
+
 def _unseen_interactions(new: pd.DataFrame, cur: pd.DataFrame) -> np.ndarray:
     """bool per row of `new` (INTERACTED columns, node indices): not stored yet by the identity rules (the k-th
-    repeat of (user, product, event, timestamp) in `new` matches the k-th one in `cur`)."""
+    repeat of (user, product, event, timestamp) in `new` matches the k-th one in `cur`).
+
+    Large tables are compared in parts by user (`src` modulo the number of parts): the identity includes the
+    user, so each part decides its rows exactly, and the hash tables stay the size of one part."""
+    if not len(cur) or not len(new):
+        return np.ones(len(new), dtype=bool)
+    parts = -(-(len(new) + len(cur)) // _DEDUP_PART_ROWS)
+    if parts == 1:
+        return _unseen_part(new, cur)
+    out = np.zeros(len(new), dtype=bool)
+    cols = _INTERACTION_IDENTITY
+    new_part, cur_part = new["src"].to_numpy() % parts, cur["src"].to_numpy() % parts
+    for p in range(parts):
+        rows = np.flatnonzero(new_part == p)
+        if len(rows):
+            out[rows] = _unseen_part(new[cols].iloc[rows], cur[cols].iloc[np.flatnonzero(cur_part == p)])
+    return out
+
+
+def _unseen_part(new: pd.DataFrame, cur: pd.DataFrame) -> np.ndarray:
     if not len(cur) or not len(new):
         return np.ones(len(new), dtype=bool)
     ident = _INTERACTION_IDENTITY
@@ -244,21 +267,43 @@ def unseen_interactions(g: KnowledgeGraph, inter: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def _lookup(g: KnowledgeGraph, label: str, ids: pd.Series) -> np.ndarray:
+    """Node index of every id (all known), hashing each distinct id once: interaction files repeat ids."""
+    codes, uniq = pd.factorize(ids, use_na_sentinel=False)
+    return g.id_map(label).indices(uniq)[codes]
+
+
 def add_interactions(g: KnowledgeGraph, inter: pd.DataFrame) -> Delta:
-    """Add users and INTERACTED edges (rows from `check_interactions`); `seq` continues the store's order."""
+    """Add users and INTERACTED edges (rows from `check_interactions`); `seq` continues the store's order.
+
+    Built for tens of millions of rows: one hash per distinct id, no copy of the edge table beyond the
+    appended rows, and the delta keeps only the new rows' `seq` (their identity; a store reads the rest
+    from the graph)."""
     delta = Delta()
-    uidx = _upsert_nodes(g, USER, pd.DataFrame({"id": inter["user_id"]}), delta, update=False)
-    pidx = g.id_map(PRODUCT).indices(inter["product_id"])
+    codes, users = pd.factorize(inter["user_id"], use_na_sentinel=False)
+    uidx = _upsert_nodes(g, USER, pd.DataFrame({"id": users}), delta, update=False)[codes]
+    del codes
+    pidx = _lookup(g, PRODUCT, inter["product_id"])
     cur = g.edges_of(INTERACTED)
     start = int(cur["seq"].max()) + 1 if len(cur) else 0
-    new = pd.DataFrame({"src": uidx, "dst": pidx, "timestamp": inter["timestamp"].to_numpy(),
+    dtypes = EDGE_DTYPES[INTERACTED]
+    new = pd.DataFrame({"src": uidx, "dst": pidx, "timestamp": inter["timestamp"].astype(dtypes["timestamp"]).array,
                         "seq": np.arange(start, start + len(inter), dtype=np.int64),
-                        "event": inter["event"].to_numpy(), "weight": inter["weight"].to_numpy()})
-    new = _typed(new, EDGE_DTYPES[INTERACTED])
-    new = new[_unseen_interactions(new, cur)]
-    # renumber so that seq stays dense after dropping already-stored rows
-    new["seq"] = np.arange(start, start + len(new), dtype=np.int64)
-    _add_edges(g, INTERACTED, new, ["seq"], delta, USER, PRODUCT)
+                        # an explicit object Series: pandas 3 would infer its string dtype from an array
+                        "event": pd.Series(inter["event"].to_numpy(dtype=object), dtype=object),
+                        "weight": inter["weight"].to_numpy(dtype=np.float64)})
+    del uidx, pidx
+    keep = _unseen_interactions(new, cur)
+    if not keep.all():
+        new = new[keep].reset_index(drop=True)
+        # renumber so that seq stays dense after dropping already-stored rows
+        new["seq"] = np.arange(start, start + len(new), dtype=np.int64)
+    if len(new):
+        g.edges[INTERACTED] = pd.concat([cur, new], ignore_index=True) if len(cur) else new
+        delta.created[INTERACTED] = new[["seq"]].copy()
+        delta.changes.relationships_created += len(new)
+    elif INTERACTED not in g.edges:
+        g.edges[INTERACTED] = cur
     return delta
 
 

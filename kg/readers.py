@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ __all__ = ["read_table", "LINE"]
 
 LINE = "_line"
 _DEDUP_MAX_BYTES = 1 << 30
+_DEDUP_SAMPLE = 1 << 16
 
 
 def _fail(path: Path, field: str, value: str, reason: str, line: int = 0) -> InputError:
@@ -77,14 +79,27 @@ def _csv_lines(raw: bytes, n_rows: int, text: str | None = None) -> np.ndarray:
     return np.asarray(starts[:n_rows], dtype=np.int64)
 
 
+def _is_long_text(col) -> bool:
+    """A string column of long (over 32 bytes on average), mostly distinct values: titles, descriptions.
+
+    Short values (ids, events, dates) are never long text, whatever their repeats."""
+    import pyarrow.compute as pc
+
+    if col.nbytes <= 32 * max(len(col), 1):
+        return False
+    sample = col.slice(0, _DEDUP_SAMPLE)
+    return 2 * len(pc.unique(sample)) > len(sample)
+
+
 def _stripped_objects(col, strip: bool = True) -> np.ndarray:
     """A pyarrow string column without nulls -> object array of (stripped) str; repeated values share one
     str object (58M interaction rows name only ~12M distinct users and products)."""
     import pyarrow.compute as pc
 
     # long text columns (GBs of mostly distinct descriptions) are converted chunk by chunk: pyarrow arrays
-    # hold at most 2 GiB, so neither unique() nor a combined array would fit
-    uniq = pc.unique(col) if col.nbytes < _DEDUP_MAX_BYTES else None
+    # hold at most 2 GiB, so neither unique() nor a combined array would fit; long, mostly distinct text
+    # skips the dedup, which would build a hash table and a copy of the whole column for nothing
+    uniq = pc.unique(col) if not _is_long_text(col) and col.nbytes < _DEDUP_MAX_BYTES else None
     if uniq is not None and 2 * len(uniq) <= len(col):
         vals = uniq.to_pylist()
         vals = np.asarray([v.strip() for v in vals] if strip else vals, dtype=object)
@@ -95,8 +110,52 @@ def _stripped_objects(col, strip: bool = True) -> np.ndarray:
     return np.concatenate(chunks).astype(object, copy=False) if chunks else np.zeros(0, dtype=object)
 
 
-def _read_csv_fast(raw: bytes) -> pd.DataFrame | None:
-    """Parse with pyarrow's multi-threaded CSV reader straight from the bytes, without a decoded copy of the text.
+_SCAN_BLOCK = 1 << 26
+
+
+@dataclass
+class _CsvScan:
+    """What one streaming pass over a CSV file's bytes tells: enough to choose the reader and number the lines."""
+
+    header: bytes
+    empty: bool
+    newlines: int
+    quotes: int
+    ends_with_newline: bool
+
+    @property
+    def physical_lines(self) -> int:
+        return self.newlines + (0 if self.ends_with_newline else 1)
+
+
+def _scan_csv(path: Path) -> _CsvScan:
+    """Read `path` once in 64 MiB blocks, holding one block at a time."""
+    header, empty, newlines, quotes, last = b"", True, 0, 0, b""
+    with open(path, "rb") as f:
+        first = True
+        while block := f.read(_SCAN_BLOCK):
+            if first:
+                body = block[len(codecs.BOM_UTF8):] if block.startswith(codecs.BOM_UTF8) else block
+                end = body.find(b"\n")
+                while end < 0 and len(body) < (1 << 28):  # a header longer than a block
+                    more = f.read(_SCAN_BLOCK)
+                    if not more:
+                        break
+                    block += more
+                    body += more
+                    end = body.find(b"\n")
+                header = (body if end < 0 else body[:end]).rstrip(b"\r")
+                first = False
+            empty = empty and not block.strip()
+            newlines += block.count(b"\n")
+            quotes += block.count(b'"')
+            last = block[-1:]
+    return _CsvScan(header, empty, newlines, quotes, last == b"\n")
+
+
+def _read_csv_fast(path: Path, scan: _CsvScan) -> pd.DataFrame | None:
+    """Stream the file through pyarrow's CSV reader (16 MiB blocks): neither the file's bytes nor a decoded
+    copy of its text is held, only the parsed columns, each turned into Python strings and then dropped.
 
     Returns stripped object columns, or None whenever pyarrow might read the file differently from pandas'
     C parser (a quoted or odd header, ragged rows, invalid UTF-8, ...); the caller then takes the general path,
@@ -107,8 +166,7 @@ def _read_csv_fast(raw: bytes) -> pd.DataFrame | None:
         import pyarrow.csv as pacsv
     except ImportError:  # pragma: no cover - pyarrow is a dependency
         return None
-    start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
-    header = raw[start:raw.find(b"\n", start) if b"\n" in raw else len(raw)].rstrip(b"\r")
+    header = scan.header
     if not header.strip() or b'"' in header or b"\r" in header:
         return None
     try:
@@ -117,21 +175,51 @@ def _read_csv_fast(raw: bytes) -> pd.DataFrame | None:
         return None
     if len(set(names)) != len(names) or "" in names:  # pandas would rename them ("a.1", "Unnamed: 1")
         return None
-    if raw.count(b'"') % 2:  # an unterminated quote, which pyarrow would run to the end of the file
+    if scan.quotes % 2:  # an unterminated quote, which pyarrow would run to the end of the file
         return None
-    if len(names) == 1 and re.search(rb"\n[ \t\f\v\r]+(\n|$)", raw):  # pandas skips blank-looking lines
+    if len(names) == 1:  # pandas skips blank-looking lines; the general path sees them
         return None
     try:
-        table = pacsv.read_csv(
-            pa.BufferReader(pa.py_buffer(raw)[start:]),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 24),
+        # the header line (and a BOM before it) is skipped: the names come from the scan
+        batches = pacsv.open_csv(
+            path, read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, null_values=[],
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False))
+        out = string_columns(batches, names)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    return pd.DataFrame({n: pd.Series(_stripped_objects(table.column(i)), dtype=object)
-                         for i, n in enumerate(names)})
+    return pd.DataFrame(out, copy=False)
+
+
+def string_columns(batches, names: list[str], strip: bool = True) -> dict[str, pd.Series]:
+    """Object Series of (stripped) str for the string columns `names` of an iterator of Arrow record batches
+    (a CSV stream, a Parquet file's batches), without nulls.
+
+    Long text (titles, descriptions: GBs at 1000x) becomes Python strings batch by batch, so that its Arrow
+    copy never exists whole; short columns stay Arrow until the end, where repeated values share one str.
+    """
+    import pyarrow as pa
+
+    chunks: list[list] = [[] for _ in names]
+    text: list[bool] | None = None
+    for batch in batches:
+        if text is None:
+            text = [_is_long_text(batch.column(n)) for n in names]
+        for i, n in enumerate(names):
+            col = batch.column(n)
+            chunks[i].append(_stripped_objects(col, strip) if text[i] else col)
+        del batch
+    out = {}
+    for i, n in enumerate(names):  # column by column, so that each one's Arrow buffers go once converted
+        parts, chunks[i] = chunks[i], []
+        if text and text[i]:
+            values = np.concatenate(parts) if parts else np.zeros(0, dtype=object)
+        else:
+            values = _stripped_objects(pa.chunked_array(parts, type=pa.string()), strip)
+        del parts
+        out[n] = pd.Series(values, dtype=object)
+    return out
 
 
 def read_table(path: str | Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
@@ -156,41 +244,49 @@ def read_table(path: str | Path, required: tuple[str, ...], optional: tuple[str,
         df[LINE] = np.arange(1, len(df) + 1, dtype=np.int64)
     elif suffix in (".csv", ".jsonl", ".json", ".ndjson"):
         bad_lines: list[int] = []
-        raw = path.read_bytes()
-        if not raw.strip():
-            raise _fail(path, "-", "", "empty file")
-        df = _read_csv_fast(raw) if suffix == ".csv" else None
+        df = None
+        if suffix == ".csv":
+            scan = _scan_csv(path)
+            if scan.empty:
+                raise _fail(path, "-", "", "empty file")
+            df = _read_csv_fast(path, scan)
         if df is not None:
             if df.empty:
                 raise _fail(path, "-", "", "empty file: a header but no rows")
-            df[LINE] = _csv_lines(raw, len(df))
+            # one record per physical line unless a quoted field spans lines; only then are the bytes read
+            df[LINE] = (np.arange(2, len(df) + 2, dtype=np.int64) if scan.physical_lines == len(df) + 1
+                        else _csv_lines(path.read_bytes(), len(df)))
             stripped = True
-        elif suffix == ".csv":
-            text, bad_lines = _decode(path, raw, skip)
-            try:
-                df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
-            except pd.errors.ParserError as e:
-                raise _fail(path, "-", "", f"not a valid CSV file: {e}") from None
-            if df.empty:
-                raise _fail(path, "-", "", "empty file: a header but no rows")
-            df[LINE] = _csv_lines(raw, len(df), text)
         else:
-            text, bad_lines = _decode(path, raw, skip)
-            recs, lines = [], []
-            for i, ln in enumerate(text.splitlines(), start=1):
-                if not ln.strip():
-                    continue
+            raw = path.read_bytes()
+            if not raw.strip():
+                raise _fail(path, "-", "", "empty file")
+            if suffix == ".csv":
+                text, bad_lines = _decode(path, raw, skip)
                 try:
-                    obj = json.loads(ln)
-                except json.JSONDecodeError as e:
-                    raise _fail(path, "-", ln[:80], f"not valid JSON ({e.msg})", i) from None
-                if not isinstance(obj, dict):
-                    raise _fail(path, "-", ln[:80], "each line must be a JSON object", i)
-                recs.append(obj)
-                lines.append(i)
-            df = pd.DataFrame.from_records(recs)
-            df = df.astype(object).where(df.notna(), "").astype(str)
-            df[LINE] = np.asarray(lines, dtype=np.int64)
+                    df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+                except pd.errors.ParserError as e:
+                    raise _fail(path, "-", "", f"not a valid CSV file: {e}") from None
+                if df.empty:
+                    raise _fail(path, "-", "", "empty file: a header but no rows")
+                df[LINE] = _csv_lines(raw, len(df), text)
+            else:
+                text, bad_lines = _decode(path, raw, skip)
+                recs, lines = [], []
+                for i, ln in enumerate(text.splitlines(), start=1):
+                    if not ln.strip():
+                        continue
+                    try:
+                        obj = json.loads(ln)
+                    except json.JSONDecodeError as e:
+                        raise _fail(path, "-", ln[:80], f"not valid JSON ({e.msg})", i) from None
+                    if not isinstance(obj, dict):
+                        raise _fail(path, "-", ln[:80], "each line must be a JSON object", i)
+                    recs.append(obj)
+                    lines.append(i)
+                df = pd.DataFrame.from_records(recs)
+                df = df.astype(object).where(df.notna(), "").astype(str)
+                df[LINE] = np.asarray(lines, dtype=np.int64)
     else:
         raise _fail(path, "-", suffix, "unsupported file type: use .csv, .parquet or .jsonl")
     df.columns = [str(c).strip() for c in df.columns]
@@ -199,10 +295,11 @@ def read_table(path: str | Path, required: tuple[str, ...], optional: tuple[str,
         raise _fail(path, missing[0], "", f"missing required column {missing[0]!r} "
                     f"(found: {', '.join(c for c in df.columns if c != LINE)})", 1)
     absent = [c for c in optional if c not in df.columns]
+    blank = np.full(len(df), "", dtype=object) if absent else None  # one array for all absent columns
     for c in absent:
-        df[c] = pd.Series(np.full(len(df), "", dtype=object), index=df.index, dtype=object)
+        df[c] = pd.Series(blank, index=df.index, dtype=object, copy=False)
     keep = [*required, *optional, LINE]
-    df = df[keep].copy()
+    df = df[keep]  # copy-on-write: no copy of the columns
     for c in (*required, *optional):
         if c not in absent and not (stripped and df[c].dtype == object):
             df[c] = df[c].astype(object).str.strip()

@@ -145,11 +145,13 @@ def check_interactions(df: pd.DataFrame, file: str, known_products: pd.Index) ->
     bad_w &= ~bad & ~bad_ts
     probs += _problems(file, df, bad_w, "weight", "weight is not a finite number")
     keep = ~(bad | bad_ts | bad_w)
-    out = pd.DataFrame({
+    out = pd.DataFrame({  # no copies: an interactions file can have tens of millions of rows
         "user_id": df["user_id"], "product_id": df["product_id"], "timestamp": ts,
         "event": _per_value(df["event"], lambda e: e.where(e != "", DEFAULT_EVENT).str.lower()),
         "weight": w.fillna(1.0), LINE: df[LINE],
-    })[keep]
+    }, copy=False)
+    if not keep.all():
+        out = out[keep]
     probs.sort(key=lambda p: p.line)
     return out.reset_index(drop=True), probs
 

@@ -113,13 +113,15 @@ def _tree_rss(p: psutil.Process) -> int:
 
 
 def _stages(stderr: str) -> list[dict]:
-    """Parse `kg-stage: NAME [t=1.23s peak=0.45GiB]` markers."""
+    """Parse `kg-stage: NAME [t=1.23s peak=0.45GiB rss=0.40GiB]` markers (rss: resident at that point)."""
     out = []
     for line in stderr.replace("\r", "\n").splitlines():
         if line.startswith("kg-stage: ") and "[t=" in line:
             name, rest = line[len("kg-stage: "):].rsplit(" [t=", 1)
-            t, peak = rest.rstrip("]").split("s peak=")
-            out.append({"stage": name, "t_s": float(t), "peak_gib": float(peak.rstrip("GiB"))})
+            t, mem = rest.rstrip("]").split("s peak=")
+            peak, _, rss = mem.partition(" rss=")
+            out.append({"stage": name, "t_s": float(t), "peak_gib": float(peak.removesuffix("GiB")),
+                        **({"rss_gib": float(rss.removesuffix("GiB"))} if rss else {})})
     return out
 
 
