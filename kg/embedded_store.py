@@ -83,10 +83,10 @@ class EmbeddedStore:
             (tmp / "nodes").mkdir()
             (tmp / "edges").mkdir()
             for label in NODE_LABELS:
-                graph.nodes[label].to_parquet(tmp / "nodes" / f"{label}.parquet", index=False)
+                _write(graph.nodes[label], tmp / "nodes" / f"{label}.parquet")
             rel_types = [t for t in REL_TYPES if t in graph.edges]
             for t in rel_types:
-                graph.edges[t].to_parquet(tmp / "edges" / f"{t}.parquet", index=False)
+                _write(graph.edges[t], tmp / "edges" / f"{t}.parquet")
             meta = {"format_version": FORMAT_VERSION, "version": n, "written_at": time.time(),
                     "relationship_types": rel_types, "counts": graph.counts(), "info": info or {}}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -102,6 +102,25 @@ class EmbeddedStore:
             shutil.rmtree(old, ignore_errors=True)
         log_stage("written")
         return True
+
+
+_WRITE_ROWS = 1 << 18
+
+
+def _write(df: pd.DataFrame, path: Path) -> None:
+    """`df.to_parquet(path, index=False)`, converted to Arrow a slice of rows at a time (one row group each):
+    a whole-table Arrow copy of 4M product descriptions would cost GBs."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if len(df) <= _WRITE_ROWS:
+        df.to_parquet(path, index=False)
+        return
+    schema = pa.Schema.from_pandas(df, preserve_index=False)
+    with pq.ParquetWriter(path, schema) as w:
+        for start in range(0, len(df), _WRITE_ROWS):
+            w.write_table(pa.Table.from_pandas(df.iloc[start:start + _WRITE_ROWS], schema=schema,
+                                               preserve_index=False))
 
 
 def _read(path: Path, dtypes: dict[str, str]) -> pd.DataFrame:

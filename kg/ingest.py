@@ -287,17 +287,22 @@ def add_interactions(g: KnowledgeGraph, inter: pd.DataFrame) -> Delta:
     cur = g.edges_of(INTERACTED)
     start = int(cur["seq"].max()) + 1 if len(cur) else 0
     dtypes = EDGE_DTYPES[INTERACTED]
-    new = pd.DataFrame({"src": uidx, "dst": pidx, "timestamp": inter["timestamp"].astype(dtypes["timestamp"]).array,
-                        "seq": np.arange(start, start + len(inter), dtype=np.int64),
-                        # an explicit object Series: pandas 3 would infer its string dtype from an array
-                        "event": pd.Series(inter["event"].to_numpy(dtype=object), dtype=object),
-                        "weight": inter["weight"].to_numpy(dtype=np.float64)})
+    cols = {"src": uidx, "dst": pidx, "timestamp": inter["timestamp"].astype(dtypes["timestamp"]).array,
+            "event": inter["event"].to_numpy(dtype=object), "weight": inter["weight"].to_numpy(dtype=np.float64)}
     del uidx, pidx
-    keep = _unseen_interactions(new, cur)
+    # the identity columns decide first, so that a re-run (nothing new) never builds the new rows' table
+    ident = pd.DataFrame({c: cols[c] for c in _INTERACTION_IDENTITY if c != "event"}, copy=False)
+    ident["event"] = pd.Series(cols["event"], dtype=object, copy=False)
+    keep = _unseen_interactions(ident, cur)
+    del ident
     if not keep.all():
-        new = new[keep].reset_index(drop=True)
-        # renumber so that seq stays dense after dropping already-stored rows
-        new["seq"] = np.arange(start, start + len(new), dtype=np.int64)
+        cols = {c: v[keep] for c, v in cols.items()}
+    n = len(cols["src"])
+    # seq continues the store's, dense; the event an explicit object Series (pandas 3 would infer a string dtype)
+    new = pd.DataFrame({"src": cols["src"], "dst": cols["dst"], "timestamp": cols["timestamp"],
+                        "seq": np.arange(start, start + n, dtype=np.int64),
+                        "event": pd.Series(cols["event"], dtype=object, copy=False), "weight": cols["weight"]})
+    del cols
     if len(new):
         g.edges[INTERACTED] = pd.concat([cur, new], ignore_index=True) if len(cur) else new
         delta.created[INTERACTED] = new[["seq"]].copy()
