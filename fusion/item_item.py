@@ -25,10 +25,18 @@ import scipy.sparse as sp
 
 from .metrics import ndcg_at_k, top_k as top_k_cols
 
-__all__ = ["ItemItemHead", "ease_weights", "prune_columns", "item_item_weights", "score_scale",
+__all__ = ["ItemItemHead", "check_item_item_size", "ease_weights", "prune_columns", "item_item_weights", "score_scale",
            "choose_item_item", "HEAD_FILE"]
 
 HEAD_FILE = "item_item.npz"
+
+
+def check_item_item_size(num_active: int, max_items: int | None) -> None:
+    """ValueError when `num_active` products with interactions are more than the dense inverse may take."""
+    if max_items is not None and num_active > max_items:
+        raise ValueError(f"{num_active} products have interactions, more than item_item.max_items={max_items}: "
+                         f"the item-item term needs a dense {num_active}^2 inverse; raise max_items or set "
+                         f"item_item.enabled=false")
 
 
 def ease_weights(user_items: sp.csr_matrix, reg: float, max_items: int | None = None
@@ -45,10 +53,7 @@ def ease_weights(user_items: sp.csr_matrix, reg: float, max_items: int | None = 
         raise ValueError(f"reg must be > 0, got {reg}")
     x = user_items.tocsc()
     active = np.flatnonzero(np.diff(x.indptr) > 0)
-    if max_items is not None and len(active) > max_items:
-        raise ValueError(f"{len(active)} products have interactions, more than item_item.max_items={max_items}: "
-                         f"the item-item term needs a dense {len(active)}^2 inverse; raise max_items or set "
-                         f"item_item.enabled=false")
+    check_item_item_size(len(active), max_items)
     xa = x[:, active]
     g = torch.from_numpy((xa.T @ xa).toarray().astype(np.float32))  # float32: 2x faster, ample for ranking
     g.diagonal().add_(float(reg))

@@ -16,7 +16,8 @@ import torch
 from .config import FusionConfig
 from .data import Histories, TrainData, build_histories, build_path_sampler
 from .features import build_inputs, entity_ids, text_embeddings
-from .item_item import HEAD_FILE, ItemItemHead, choose_item_item, item_item_weights, score_scale
+from .item_item import (HEAD_FILE, ItemItemHead, check_item_item_size, choose_item_item, item_item_weights,
+                        score_scale)
 from .model import FusionModel
 from .ranking_model import RankingModel
 from .trainer import TrainState, score_users, train_model, validation_users
@@ -154,6 +155,11 @@ class FusionRecommender(RankingModel):
             return
         if data.valid is None:
             self.item_item_choice_ = (ic.reg, ic.weight)
+            return
+        try:  # before any scoring: on a large catalog the validation scores alone take GBs
+            check_item_item_size(int(np.unique(data.user_items.indices).size), ic.max_items)
+        except ValueError as e:  # too many products for the dense inverse: the network alone
+            self._log(f"item-item term skipped: {e}")
             return
         users = validation_users(data.valid, seed=self.config.train.seed)
         if not len(users):

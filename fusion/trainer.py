@@ -53,6 +53,9 @@ def score_users(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
     return np.concatenate(out) if out else np.zeros((0, items.shape[0]), np.float32)
 
 
+_SCORE_CELLS = 1 << 26  # users x products scored at once in validation (256 MiB of float32)
+
+
 def validation_users(valid: sp.csr_matrix, max_users: int = 10000, seed: int = 0) -> np.ndarray:
     """Users with validation items: all of them, or a fixed sample of `max_users` (sorted)."""
     users = np.flatnonzero(np.diff(valid.indptr) > 0)
@@ -70,8 +73,9 @@ def evaluate_ndcg(model: FusionModel, text, hist: Histories, seen: sp.csr_matrix
         return 0.0
     k = min(k, valid.shape[1])  # tiny catalogs
     tops = []
-    for s in range(0, len(users), 4096):
-        u = users[s:s + 4096]
+    step = max(1, min(4096, _SCORE_CELLS // max(valid.shape[1], 1)))  # 4096 users x 434k products = 7 GB
+    for s in range(0, len(users), step):
+        u = users[s:s + step]
         tops.append(top_k(score_users(model, text, hist, u), k, seen[u]))
     return ndcg_at_k(np.concatenate(tops), valid[users], k)
 

@@ -301,7 +301,8 @@ def add_interactions(g: KnowledgeGraph, inter: pd.DataFrame) -> Delta:
     # seq continues the store's, dense; the event an explicit object Series (pandas 3 would infer a string dtype)
     new = pd.DataFrame({"src": cols["src"], "dst": cols["dst"], "timestamp": cols["timestamp"],
                         "seq": np.arange(start, start + n, dtype=np.int64),
-                        "event": pd.Series(cols["event"], dtype=object, copy=False), "weight": cols["weight"]})
+                        "event": pd.Series(cols["event"], dtype=object, copy=False), "weight": cols["weight"]},
+                       copy=False)
     del cols
     if len(new):
         g.edges[INTERACTED] = pd.concat([cur, new], ignore_index=True) if len(cur) else new

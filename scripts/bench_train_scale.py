@@ -38,10 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--scales", default="10,100", help="comma-separated multiples of the real catalog")
     ap.add_argument("--samplers", default="neighbor", help="comma-separated: neighbor, full (default neighbor)")
     ap.add_argument("--epochs", type=int, default=1, help="epochs per run (default 1)")
-    ap.add_argument("--batch-size", type=int, default=8192, help="train.batch_size (default 8192)")
-    ap.add_argument("--num-negatives", type=int, default=4096,
-                    help="loss.num_negatives: sampled softmax over this many shared negatives (default 4096)")
-    ap.add_argument("--num-neighbors", default="10", help="train.num_neighbors per layer, comma-separated (default 10)")
+    ap.add_argument("--batch-size", type=int, default=2048, help="train.batch_size (default 2048)")
+    ap.add_argument("--num-negatives", type=int, default=1024,
+                    help="loss.num_negatives: sampled softmax over this many shared negatives (default 1024)")
+    ap.add_argument("--num-neighbors", default="10,5", help="train.num_neighbors per layer, comma-separated (default 10,5)")
     ap.add_argument("--variant", default="fusion_no_text", help="train.py --variant ('' = the full model)")
     ap.add_argument("--max-minutes", type=float, default=120.0, help="train.max_minutes of each run (default 120)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/kg_bench"), help="data, stores and models go here")

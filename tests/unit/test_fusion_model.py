@@ -254,6 +254,11 @@ def test_item_item_term_skipped_on_catalogs_too_big_for_it(tiny_graph, monkeypat
     _fake_text(monkeypatch)
     cfg = _tiny_cfg(1)
     cfg.item_item.max_items = 2
+    import fusion.recommender as fr
+    calls = []
+    real = fr.choose_item_item
+    monkeypatch.setattr(fr, "choose_item_item", lambda *a, **k: calls.append(1) or real(*a, **k))
     rec = FusionRecommender(cfg).fit(_data(tiny_graph))
     assert rec.item_item_ is None and np.isfinite(rec.score(np.arange(2))).all()
     assert "item-item term skipped" in capsys.readouterr().err
+    assert not calls  # decided before scoring the validation users (GBs of scores on a large catalog)
