@@ -260,7 +260,8 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
             print(msg, file=sys.stderr, flush=True)
     torch.manual_seed(tc.seed)
     rng = np.random.default_rng(tc.seed)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tc.lr, weight_decay=tc.weight_decay,
+                           **({"fused": True} if tc.fused_adam else {}))
     state = TrainState()
     best_state = None
     ckpt = Path(str(out_dir) + ".pt") if out_dir else None

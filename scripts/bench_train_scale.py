@@ -38,10 +38,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--scales", default="10,100", help="comma-separated multiples of the real catalog")
     ap.add_argument("--samplers", default="neighbor", help="comma-separated: neighbor, full (default neighbor)")
     ap.add_argument("--epochs", type=int, default=1, help="epochs per run (default 1)")
-    ap.add_argument("--batch-size", type=int, default=2048, help="train.batch_size (default 2048)")
+    ap.add_argument("--batch-size", type=int, default=4096, help="train.batch_size (default 4096)")
     ap.add_argument("--num-negatives", type=int, default=1024,
                     help="loss.num_negatives: sampled softmax over this many shared negatives (default 1024)")
-    ap.add_argument("--num-neighbors", default="10,5", help="train.num_neighbors per layer, comma-separated (default 10,5)")
+    ap.add_argument("--num-neighbors", default="5,2", help="train.num_neighbors per layer, comma-separated (default 5,2)")
+    ap.add_argument("--no-fused-adam", action="store_true",
+                    help="torch's default Adam instead of the fused kernel (train.fused_adam)")
     ap.add_argument("--variant", default="fusion_no_text", help="train.py --variant ('' = the full model)")
     ap.add_argument("--max-minutes", type=float, default=120.0, help="train.max_minutes of each run (default 120)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/kg_bench"), help="data, stores and models go here")
@@ -83,10 +85,12 @@ def train(args: argparse.Namespace, scale, store: Path, sampler: str) -> dict:
     out = args.workdir / f"model-x{scale}-{sampler}"
     shutil.rmtree(out, ignore_errors=True)
     sets = {"train.epochs": args.epochs, "train.batch_size": args.batch_size, "train.sampler": sampler,
+            "train.fused_adam": not args.no_fused_adam,
             "train.max_minutes": args.max_minutes, "loss.num_negatives": args.num_negatives,
             "train.num_neighbors": args.num_neighbors}
+    # progress bars go to the log, which then shows the batch rate of a long epoch
     cmd = [sys.executable, "scripts/train.py", "--store", str(store), "--out", str(out), "--split", "loo",
-           "--no-refit", "--quiet"]
+           "--no-refit"]
     if args.variant:
         cmd += ["--variant", args.variant]
     for k, v in sets.items():

@@ -262,3 +262,17 @@ def test_item_item_term_skipped_on_catalogs_too_big_for_it(tiny_graph, monkeypat
     assert rec.item_item_ is None and np.isfinite(rec.score(np.arange(2))).all()
     assert "item-item term skipped" in capsys.readouterr().err
     assert not calls  # decided before scoring the validation users (GBs of scores on a large catalog)
+
+
+def test_fused_adam_trains_the_same_model(tiny_graph, monkeypatch):
+    """train.fused_adam (the fast kernel for large embedding tables) is the same optimiser: same scores up
+    to rounding, and the option survives a config round trip."""
+    _fake_text(monkeypatch)
+    data = _data(tiny_graph)
+    plain = FusionRecommender(_tiny_cfg(2)).fit(data).score(np.arange(3))
+    cfg = _tiny_cfg(2)
+    cfg.train.fused_adam = True
+    fused = FusionRecommender(cfg).fit(data).score(np.arange(3))
+    np.testing.assert_allclose(fused, plain, rtol=1e-3, atol=1e-4)
+    from fusion.config import FusionConfig
+    assert FusionConfig.from_dict(cfg.to_dict()).train.fused_adam is True
