@@ -166,4 +166,5 @@ class NeighborSampledEncoder:
                 s, d, c = s[keep], d[keep], c[keep] / (1 - p)
             x = torch.zeros_like(x).index_add_(0, d, c.unsqueeze(1) * x[s])
             layers.append(x)
-        return torch.stack(layers).mean(dim=0)[:len(seeds)]
+        n = len(seeds)  # only the seeds' rows are wanted: average those, not every sampled node's
+        return torch.stack([layer[:n] for layer in layers]).mean(dim=0)
