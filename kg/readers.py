@@ -8,7 +8,6 @@ import codecs
 import csv
 import io
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,15 +90,15 @@ def _is_long_text(col) -> bool:
     return 2 * len(pc.unique(sample)) > len(sample)
 
 
-def _stripped_objects(col, strip: bool = True) -> np.ndarray:
-    """A pyarrow string column without nulls -> object array of (stripped) str; repeated values share one
-    str object (58M interaction rows name only ~12M distinct users and products)."""
+def _stripped_objects(col, strip: bool = True, *, dedup: bool) -> np.ndarray:
+    """A pyarrow string column without nulls -> object array of (stripped) str; with `dedup`, repeated values
+    share one str object (58M interaction rows name only ~12M distinct users and products)."""
     import pyarrow.compute as pc
 
     # long text columns (GBs of mostly distinct descriptions) are converted chunk by chunk: pyarrow arrays
     # hold at most 2 GiB, so neither unique() nor a combined array would fit; long, mostly distinct text
-    # skips the dedup, which would build a hash table and a copy of the whole column for nothing
-    uniq = pc.unique(col) if not _is_long_text(col) and col.nbytes < _DEDUP_MAX_BYTES else None
+    # (`_is_long_text`) skips the dedup, which would build a hash table and a copy of the column for nothing
+    uniq = pc.unique(col) if dedup and col.nbytes < _DEDUP_MAX_BYTES else None
     if uniq is not None and 2 * len(uniq) <= len(col):
         vals = uniq.to_pylist()
         vals = np.asarray([v.strip() for v in vals] if strip else vals, dtype=object)
@@ -208,7 +207,7 @@ def string_columns(batches, names: list[str], strip: bool = True) -> dict[str, p
             text = [_is_long_text(batch.column(n)) for n in names]
         for i, n in enumerate(names):
             col = batch.column(n)
-            chunks[i].append(_stripped_objects(col, strip) if text[i] else col)
+            chunks[i].append(_stripped_objects(col, strip, dedup=False) if text[i] else col)
         del batch
     out = {}
     for i, n in enumerate(names):  # column by column, so that each one's Arrow buffers go once converted
@@ -216,7 +215,7 @@ def string_columns(batches, names: list[str], strip: bool = True) -> dict[str, p
         if text and text[i]:
             values = np.concatenate(parts) if parts else np.zeros(0, dtype=object)
         else:
-            values = _stripped_objects(pa.chunked_array(parts, type=pa.string()), strip)
+            values = _stripped_objects(pa.chunked_array(parts, type=pa.string()), strip, dedup=True)
         del parts
         out[n] = pd.Series(values, dtype=object)
     return out
