@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["RealShape", "generate_catalog"]
+__all__ = ["RealShape", "generate_catalog", "data_dir", "parse_scale", "parse_scales"]
 
 _PRODUCT_CHUNK = 100_000
 _USER_CHUNK = 200_000
@@ -110,6 +110,21 @@ def _cut(text: str, lens: np.ndarray, rng: np.random.Generator) -> list[str]:
 def _zipf_weights(n: int, a: float = 1.05, shift: float = 2.0) -> np.ndarray:
     w = 1.0 / (np.arange(n) + shift) ** a
     return w / w.sum()
+
+
+def parse_scale(text: str) -> float | int:
+    """A scale as the benchmarks name it: "100" -> 100, "0.5" -> 0.5."""
+    return float(text) if "." in text else int(text)
+
+
+def parse_scales(text: str) -> list[float | int]:
+    """Comma-separated scales ("1,10,100") -> [1, 10, 100]."""
+    return [parse_scale(s) for s in text.split(",") if s.strip()]
+
+
+def data_dir(workdir: Path, scale: float, timestamps: bool = False) -> Path:
+    """Where the benchmarks keep the catalog at `scale` under `workdir`: generated once, reused by each of them."""
+    return workdir / "data" / f"x{scale}{'-ts' if timestamps else ''}"
 
 
 def generate_catalog(shape: RealShape, scale: float, out: Path, seed: int = 0,

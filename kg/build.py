@@ -20,7 +20,7 @@ from .schema import PRODUCT
 from .validate import (INTERACTION_COLUMNS, PRODUCT_COLUMNS, RELATION_COLUMNS, check_interactions,
                        check_products, check_relations)
 
-__all__ = ["BuildResult", "OnError", "merge_files", "log_stage"]
+__all__ = ["BuildResult", "OnError", "merge_files", "log_stage", "rss_gib"]
 
 OnError = Literal["fail", "skip"]
 _T0 = time.perf_counter()
@@ -33,11 +33,11 @@ def log_stage(name: str) -> None:
     """
     if os.environ.get("KG_STAGE_LOG"):
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-        print(f"kg-stage: {name} [t={time.perf_counter() - _T0:.2f}s peak={peak:.2f}GiB rss={_rss_gib():.2f}GiB]",
+        print(f"kg-stage: {name} [t={time.perf_counter() - _T0:.2f}s peak={peak:.2f}GiB rss={rss_gib():.2f}GiB]",
               file=sys.stderr, flush=True)
 
 
-def _rss_gib() -> float:
+def rss_gib() -> float:
     """Resident memory now (Linux /proc; 0 elsewhere)."""
     try:
         with open("/proc/self/statm") as f:

@@ -45,7 +45,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.synthetic_catalog import RealShape, generate_catalog  # noqa: E402
+from bench.synthetic_catalog import RealShape, data_dir, generate_catalog, parse_scale, parse_scales  # noqa: E402
 from kg.neo4j_store import add_connection_arguments  # noqa: E402  (neo4j itself is imported when used)
 
 GiB = 2**30
@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     n.add_argument("--neo4j-heap", default="2g", help="heap of the server it starts (default 2g)")
     n.add_argument("--neo4j-pagecache", default="2g", help="page cache of the server it starts (default 2g)")
     args = ap.parse_args(argv)
-    args.scales = [float(s) if "." in s else int(s) for s in args.scales.split(",") if s.strip()]
+    args.scales = parse_scales(args.scales)
     for name in ("datasets", "bulk", "verify", "rewrite"):
         setattr(args, name, [x.strip() for x in getattr(args, name).split(",") if x.strip()])
     wd = args.workdir.resolve()
@@ -182,7 +182,7 @@ def dataset(args: argparse.Namespace, scale: float, shape: RealShape | None) -> 
         p, i = args.real / "products.csv", args.real / "interactions.csv"
         return p, i, {"source": "real", "products": shape.num_products, "users": shape.num_users,
                       "interactions": int(shape.history_lens.sum())}
-    out = args.workdir / "data" / f"x{scale}{'-ts' if args.timestamps else ''}"
+    out = data_dir(args.workdir, scale, args.timestamps)
     t0 = time.perf_counter()
     info = generate_catalog(shape, scale, out, timestamps=args.timestamps)
     print(f"  data x{scale}: {info['products']:,} products, {info['interactions']:,} interactions "
@@ -264,7 +264,7 @@ def neo4j_dataset(args: argparse.Namespace, name: str, shape: RealShape) -> tupl
             convert_amazon_kg(args.beauty, out)
         return ({"products": out / "products.csv", "interactions": out / "interactions.csv",
                  "relations": out / "relations.csv"}, {"source": "real (amazon-beauty-kg)"})
-    scale = float(name) if "." in name else int(name)
+    scale = parse_scale(name)
     products, interactions, info = dataset(args, scale, shape)
     return {"products": products, "interactions": interactions}, info
 

@@ -43,6 +43,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from kg.build import rss_gib  # noqa: E402  (resident memory now)
+
 DATA = ROOT.parent / "shared" / "data" / "amazon-scientific"
 TARGETS_MS = {"recommend": 5.0, "search": 30.0, "exact": 50.0, "approx": 5.0, "record+recommend": 5.0}
 QUERIES = [
@@ -61,11 +64,6 @@ def log(*a) -> None:
 
 def load1() -> float:
     return round(os.getloadavg()[0], 2)
-
-
-def rss_gib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
 
 
 def percentiles(ms) -> dict:

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.synthetic_catalog import RealShape, generate_catalog  # noqa: E402
+from bench.synthetic_catalog import RealShape, data_dir, generate_catalog, parse_scales  # noqa: E402
 
 GiB = 2**30
 
@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--json", type=Path, help="write the results as JSON here")
     ap.add_argument("--plot", type=Path, help="write a PNG of epoch seconds and peak memory vs scale here")
     args = ap.parse_args(argv)
-    args.scales = [float(s) if "." in s else int(s) for s in args.scales.split(",") if s.strip()]
+    args.scales = parse_scales(args.scales)
     args.samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
     args.num_neighbors = [int(k) for k in args.num_neighbors.split(",")]
     return args
@@ -68,7 +68,7 @@ def run(cmd: list[str], log: Path) -> tuple[int, float, float]:
 
 
 def store_for(args: argparse.Namespace, scale, shape: RealShape) -> tuple[Path, dict]:
-    data = args.workdir / "data" / f"x{scale}"
+    data = data_dir(args.workdir, scale)
     info = generate_catalog(shape, scale, data)
     store = args.workdir / f"train-store-x{scale}"
     if not (store / "CURRENT").exists():
