@@ -71,10 +71,10 @@ def merge_files(graph: KnowledgeGraph, products: str | Path | None = None,
     steps = [s for s in (products, interactions, relations) if s is not None]
     bar = tqdm(total=2 * len(steps), desc="build graph", unit="step", disable=not show_progress)
 
-    def read(path, cols, what):
+    def read(path, cols, what, categorical=False):
         bar.set_postfix_str(f"read {Path(path).name}")
         log_stage(f"read {what}")
-        df = read_table(path, *cols, problems=problems if skip else None)
+        df = read_table(path, *cols, problems=problems if skip else None, categorical=categorical)
         bar.update(1)
         return df
 
@@ -89,7 +89,8 @@ def merge_files(graph: KnowledgeGraph, products: str | Path | None = None,
         problems += p
         known = known.append(pd.Index(prod_rows["product_id"], dtype=object)).unique()
     if interactions is not None:
-        df = read(interactions, INTERACTION_COLUMNS, "interactions")
+        # ids as integer codes: tens of millions of rows hash each distinct id once (`kg.codes`)
+        df = read(interactions, INTERACTION_COLUMNS, "interactions", categorical=True)
         log_stage("validate interactions")
         inter_rows, p = check_interactions(df, str(interactions), known)
         del df

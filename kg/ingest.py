@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .codes import factorize
 from .graph import EDGE_DTYPES, NODE_DTYPES, KnowledgeGraph
 from .schema import (BRAND, CATEGORY, HAS_BRAND, IN_CATEGORY, INTERACTED, PRODUCT, SUBCATEGORY_OF, USER,
                      category_key, split_category_paths)
@@ -90,14 +91,15 @@ def _with_ids(g: KnowledgeGraph, rel: str, edges: pd.DataFrame, src_label: str, 
 
 
 def _upsert_nodes(g: KnowledgeGraph, label: str, rows: pd.DataFrame, delta: Delta,
-                  update: bool = True) -> np.ndarray:
+                  update: bool = True, distinct: bool = False) -> np.ndarray:
     """Create nodes for unseen ids; with `update`, overwrite properties of existing ones that differ.
 
-    `rows` has `id` and the label's properties; returns the node index of every row.
+    `rows` has `id` and the label's properties (`distinct`: no id twice, so no hashing to drop repeats);
+    returns the node index of every row.
     """
     table = g.nodes[label]
     all_ids = rows["id"]
-    rows = _typed(rows.drop_duplicates("id", keep="first"), NODE_DTYPES[label])
+    rows = _typed(rows if distinct else rows.drop_duplicates("id", keep="first"), NODE_DTYPES[label])
     idx = g.id_map(label).indices(rows["id"], missing="-1")
     new = rows[idx < 0]
     touched = []
@@ -269,7 +271,7 @@ def unseen_interactions(g: KnowledgeGraph, inter: pd.DataFrame) -> np.ndarray:
 
 def _lookup(g: KnowledgeGraph, label: str, ids: pd.Series) -> np.ndarray:
     """Node index of every id (all known), hashing each distinct id once: interaction files repeat ids."""
-    codes, uniq = pd.factorize(ids, use_na_sentinel=False)
+    codes, uniq = factorize(ids)
     return g.id_map(label).indices(uniq)[codes]
 
 
@@ -280,8 +282,9 @@ def add_interactions(g: KnowledgeGraph, inter: pd.DataFrame) -> Delta:
     appended rows, and the delta keeps only the new rows' `seq` (their identity; a store reads the rest
     from the graph)."""
     delta = Delta()
-    codes, users = pd.factorize(inter["user_id"], use_na_sentinel=False)
-    uidx = _upsert_nodes(g, USER, pd.DataFrame({"id": users}), delta, update=False)[codes]
+    codes, users = factorize(inter["user_id"])
+    uidx = _upsert_nodes(g, USER, pd.DataFrame({"id": pd.Series(users, dtype=object)}), delta, update=False,
+                         distinct=True)[codes]
     del codes
     pidx = _lookup(g, PRODUCT, inter["product_id"])
     cur = g.edges_of(INTERACTED)

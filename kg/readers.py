@@ -90,23 +90,70 @@ def _is_long_text(col) -> bool:
     return 2 * len(pc.unique(sample)) > len(sample)
 
 
+def _encoded(col, strip: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """A pyarrow string column without nulls -> (codes [n], distinct (stripped) str values [k]) from one
+    hash pass in Arrow (codes follow first appearance; stripping may merge values, then they are re-coded);
+    None when more than half of the rows are distinct (ids of a catalog: no gain) or the column is too large
+    for one dictionary."""
+    import pyarrow as pa
+
+    if col.nbytes >= _DEDUP_MAX_BYTES:
+        return None
+    enc = col.dictionary_encode()
+    chunks = getattr(enc, "chunks", [enc])
+    if not chunks:
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=object)
+    # the chunks of a chunked column share one memo table: each chunk's dictionary is a prefix of the longest
+    dictionary = max((c.dictionary for c in chunks), key=len)
+    if 2 * len(dictionary) > len(col):
+        return None
+    if not all(c.dictionary.equals(dictionary.slice(0, len(c.dictionary))) for c in chunks):
+        enc = pa.chunked_array(chunks).unify_dictionaries()
+        chunks = enc.chunks
+        dictionary = chunks[0].dictionary
+    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks])
+    raw = dictionary.to_pylist()
+    values = [v.strip() for v in raw] if strip else raw
+    # str.strip returns the same object when there is nothing to strip: only then can two values merge
+    changed = strip and any(a is not b for a, b in zip(raw, values))
+    values = np.asarray(values, dtype=object)
+    del raw
+    if changed and len(set(values)) < len(values):  # " a" and "a" are one value once stripped
+        merged, values = pd.factorize(values)
+        codes = merged[codes]
+        values = np.asarray(values, dtype=object)
+    return codes, values
+
+
 def _stripped_objects(col, strip: bool = True, *, dedup: bool) -> np.ndarray:
     """A pyarrow string column without nulls -> object array of (stripped) str; with `dedup`, repeated values
     share one str object (58M interaction rows name only ~12M distinct users and products)."""
-    import pyarrow.compute as pc
-
     # long text columns (GBs of mostly distinct descriptions) are converted chunk by chunk: pyarrow arrays
-    # hold at most 2 GiB, so neither unique() nor a combined array would fit; long, mostly distinct text
+    # hold at most 2 GiB, so neither a dictionary nor a combined array would fit; long, mostly distinct text
     # (`_is_long_text`) skips the dedup, which would build a hash table and a copy of the column for nothing
-    uniq = pc.unique(col) if dedup and col.nbytes < _DEDUP_MAX_BYTES else None
-    if uniq is not None and 2 * len(uniq) <= len(col):
-        vals = uniq.to_pylist()
-        vals = np.asarray([v.strip() for v in vals] if strip else vals, dtype=object)
-        return vals[pc.index_in(col, value_set=uniq).to_numpy(zero_copy_only=False)]
+    enc = _encoded(col, strip) if dedup else None
+    if enc is not None:
+        codes, values = enc
+        return values[codes]
     chunks = [c.to_numpy(zero_copy_only=False) for c in getattr(col, "chunks", [col])]
     if strip:
         chunks = [np.asarray([v.strip() for v in c], dtype=object) for c in chunks]
     return np.concatenate(chunks).astype(object, copy=False) if chunks else np.zeros(0, dtype=object)
+
+
+def _column(col, strip: bool, categorical: bool) -> pd.Series:
+    """A short-valued Arrow string column -> object Series, or (`categorical`, when values repeat) a
+    Categorical one whose integer codes let later steps hash each distinct value once (`kg.codes`)."""
+    enc = _encoded(col, strip) if categorical else None
+    if enc is None:
+        return pd.Series(_stripped_objects(col, strip, dedup=True), dtype=object)
+    codes, values = enc
+    categories = pd.Index(values, dtype=object, copy=False)
+    try:  # distinct by construction: skip pandas' uniqueness check, a hash of every value (5 s at 1000x)
+        dtype = pd.CategoricalDtype._from_fastpath(categories, False)
+    except (AttributeError, TypeError):  # pragma: no cover - a pandas without the private fast path
+        dtype = pd.CategoricalDtype(categories)
+    return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype, validate=False), copy=False)
 
 
 _SCAN_BLOCK = 1 << 26
@@ -152,7 +199,7 @@ def _scan_csv(path: Path) -> _CsvScan:
     return _CsvScan(header, empty, newlines, quotes, last == b"\n")
 
 
-def _read_csv_fast(path: Path, scan: _CsvScan) -> pd.DataFrame | None:
+def _read_csv_fast(path: Path, scan: _CsvScan, categorical: bool = False) -> pd.DataFrame | None:
     """Stream the file through pyarrow's CSV reader (16 MiB blocks): neither the file's bytes nor a decoded
     copy of its text is held, only the parsed columns, each turned into Python strings and then dropped.
 
@@ -185,18 +232,19 @@ def _read_csv_fast(path: Path, scan: _CsvScan) -> pd.DataFrame | None:
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, null_values=[],
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False))
-        out = string_columns(batches, names)
+        out = string_columns(batches, names, categorical=categorical)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     return pd.DataFrame(out, copy=False)
 
 
-def string_columns(batches, names: list[str], strip: bool = True) -> dict[str, pd.Series]:
+def string_columns(batches, names: list[str], strip: bool = True, categorical: bool = False) -> dict[str, pd.Series]:
     """Object Series of (stripped) str for the string columns `names` of an iterator of Arrow record batches
     (a CSV stream, a Parquet file's batches), without nulls.
 
     Long text (titles, descriptions: GBs at 1000x) becomes Python strings batch by batch, so that its Arrow
-    copy never exists whole; short columns stay Arrow until the end, where repeated values share one str.
+    copy never exists whole; short columns stay Arrow until the end, where repeated values share one str
+    (with `categorical`, columns of repeated values come as Categoricals instead: see `kg.codes`).
     """
     import pyarrow as pa
 
@@ -215,15 +263,18 @@ def string_columns(batches, names: list[str], strip: bool = True) -> dict[str, p
         if text and text[i]:
             values = np.concatenate(parts) if parts else np.zeros(0, dtype=object)
         else:
-            values = _stripped_objects(pa.chunked_array(parts, type=pa.string()), strip, dedup=True)
+            values = _column(pa.chunked_array(parts, type=pa.string()), strip, categorical)
         del parts
-        out[n] = pd.Series(values, dtype=object)
+        out[n] = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
     return out
 
 
 def read_table(path: str | Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
-               problems: list[RowProblem] | None = None) -> pd.DataFrame:
+               problems: list[RowProblem] | None = None, categorical: bool = False) -> pd.DataFrame:
     """Read `path` (.csv, .parquet, .jsonl/.json) -> DataFrame of str columns (missing optional ones = "") + `_line`.
+
+    With `categorical`, a CSV's columns of repeated values (ids, events, dates of an interactions file) may come
+    as pandas Categoricals of the same str values, which `kg.codes` and the validation hash once per value.
 
     Raises InputError for a missing/empty file, bad JSON, a missing required column, or non-UTF-8 bytes;
     when `problems` is a list (skip mode), rows with non-UTF-8 bytes are dropped and reported there instead.
@@ -248,7 +299,7 @@ def read_table(path: str | Path, required: tuple[str, ...], optional: tuple[str,
             scan = _scan_csv(path)
             if scan.empty:
                 raise _fail(path, "-", "", "empty file")
-            df = _read_csv_fast(path, scan)
+            df = _read_csv_fast(path, scan, categorical)
         if df is not None:
             if df.empty:
                 raise _fail(path, "-", "", "empty file: a header but no rows")
@@ -300,7 +351,7 @@ def read_table(path: str | Path, required: tuple[str, ...], optional: tuple[str,
     keep = [*required, *optional, LINE]
     df = df[keep]  # copy-on-write: no copy of the columns
     for c in (*required, *optional):
-        if c not in absent and not (stripped and df[c].dtype == object):
+        if c not in absent and not (stripped and (df[c].dtype == object or df[c].dtype == "category")):
             df[c] = df[c].astype(object).str.strip()
     if bad_lines:
         # the row holding a bad line is the last one that starts at or before it

@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from .codes import factorize, isin
 from .errors import RowProblem
 from .readers import LINE
 from .schema import PRODUCT_RELATIONS, normalize_brand, normalize_name, relation_type
@@ -37,8 +38,8 @@ def _problems(file: str, df: pd.DataFrame, mask: np.ndarray, field: str, reason:
 def _per_value(s: pd.Series, fn):
     """Apply the element-wise `fn` (Series -> (Series, mask) or Series) to the distinct values of `s` only and
     spread the result back to every row: interaction files repeat a handful of events, weights and dates."""
-    codes, uniq = pd.factorize(s, use_na_sentinel=False)
-    res = fn(pd.Series(uniq, dtype=s.dtype))
+    codes, uniq = factorize(s)
+    res = fn(pd.Series(uniq, dtype=object))
     spread = lambda r: pd.Series(r.array.take(codes), index=s.index, dtype=r.dtype, name=r.name)  # noqa: E731
     if isinstance(res, tuple):
         return spread(res[0]), res[1][codes]
@@ -132,7 +133,7 @@ def check_interactions(df: pd.DataFrame, file: str, known_products: pd.Index) ->
     probs += _problems(file, df, bad_u, "user_id", "empty user_id")
     bad_p = (df["product_id"] == "").to_numpy() & ~bad_u
     probs += _problems(file, df, bad_p, "product_id", "empty product_id")
-    unknown = ~df["product_id"].isin(known_products).to_numpy() & ~bad_u & ~bad_p
+    unknown = ~isin(df["product_id"], known_products) & ~bad_u & ~bad_p
     probs += _problems(file, df, unknown, "product_id",
                        "unknown product: not in the products file nor in the store's catalog")
     bad = bad_u | bad_p | unknown
