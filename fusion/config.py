@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gnn import GNNConfig
 
-__all__ = ["LossConfig", "TrainConfig", "ItemItemConfig", "FusionConfig", "ABLATIONS", "HISTORY_ORDERS", "SAMPLERS"]
+__all__ = ["LossConfig", "TrainConfig", "ItemItemConfig", "ColdMixConfig", "FusionConfig", "ABLATIONS", "HISTORY_ORDERS", "SAMPLERS"]
 
 HISTORY_ORDERS = ("sequence", "set")
 SAMPLERS = ("full", "neighbor")
@@ -105,6 +105,22 @@ class ItemItemConfig:
 
 
 @dataclass
+class ColdMixConfig:
+    """The cold products' text mix (`fusion.cold_mix`): how much of a cold product's score is its text-only score.
+
+    Args:
+        enabled: False = cold products rank by the network's score alone.
+        weights: mixing weights w tried on the validation cold products (0 = the network alone, 1 = the
+            text-only order among cold products: both always compete).
+        weight: used when training has no validation cold products.
+    """
+
+    enabled: bool = True
+    weights: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    weight: float = 0.0
+
+
+@dataclass
 class FusionConfig:
     """The whole model: graph encoder, text side, fusion and user history.
 
@@ -126,6 +142,7 @@ class FusionConfig:
         item_dropout: while training, the share of products treated the same way in each batch (DropoutNet
             style), so that the model learns to rank products from content (graph neighbours and text) alone.
         item_item: the sparse item-item term of the score (see `ItemItemConfig`, `fusion.item_item`).
+        cold_mix: the cold products' text mix (see `ColdMixConfig`, `fusion.cold_mix`).
         encoder: text model name or path (None = bundled all-MiniLM-L6-v2).
         relations: relation types the graph encoder propagates over (None = all).
         external_products: keep products outside the catalog (ends of also_bought etc.) in the propagation graph;
@@ -136,6 +153,7 @@ class FusionConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     item_item: ItemItemConfig = field(default_factory=ItemItemConfig)
+    cold_mix: ColdMixConfig = field(default_factory=ColdMixConfig)
     use_gnn: bool = True
     use_text: bool = True
     history_len: int = 20
@@ -157,7 +175,8 @@ class FusionConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FusionConfig":
-        sub = {"gnn": GNNConfig, "loss": LossConfig, "train": TrainConfig, "item_item": ItemItemConfig}
+        sub = {"gnn": GNNConfig, "loss": LossConfig, "train": TrainConfig, "item_item": ItemItemConfig,
+               "cold_mix": ColdMixConfig}
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -200,4 +219,5 @@ ABLATIONS: dict[str, tuple[str, str | None]] = {
     "fusion_no_text_loss": ("text", "loss"),
     "fusion_no_pref_loss": ("preference", "loss"),
     "fusion_no_item_item": ("enabled", "item_item"),
+    "fusion_no_cold_mix": ("enabled", "cold_mix"),
 }

@@ -48,6 +48,9 @@ class TrainData:
             that stop early (BPR-MF, LightGCN). Never the test split.
         seed: random seed for every model's initialisation and sampling.
         cache_dir: where models may cache derived data (e.g. text embeddings); None = no cache.
+        valid_cold: optional CSR [num_users, num_items] of the validation cold products' rows (products with
+            no interaction in `graph`, see `fusion.evaluation.splits`), set only while tuning: where a model
+            chooses how it ranks cold products.
     """
 
     graph: KnowledgeGraph
@@ -56,12 +59,14 @@ class TrainData:
     valid: sp.csr_matrix | None = None
     seed: int = 0
     cache_dir: str | None = None
+    valid_cold: sp.csr_matrix | None = None
     _column_of: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def from_graph(cls, graph: KnowledgeGraph, valid: pd.DataFrame | None = None, seed: int = 0,
-                   cache_dir: str | None = None) -> "TrainData":
-        """Build from a training graph (see `KnowledgeGraph.with_interactions`) and optional validation rows."""
+                   cache_dir: str | None = None, valid_cold: pd.DataFrame | None = None) -> "TrainData":
+        """Build from a training graph (see `KnowledgeGraph.with_interactions`) and optional validation rows
+        (and validation cold products' rows)."""
         items = np.flatnonzero(graph.catalog_mask).astype(np.int64)
         column_of = column_index(graph.num_nodes(PRODUCT), items)
         n_users = graph.num_nodes(USER)
@@ -71,8 +76,12 @@ class TrainData:
         if valid is not None:
             v = interaction_matrix(valid, n_users, column_of)
             v.resize((n_users, len(items)))
+        vc = None
+        if valid_cold is not None and len(valid_cold):
+            vc = interaction_matrix(valid_cold, n_users, column_of)
+            vc.resize((n_users, len(items)))
         return cls(graph=graph, user_items=ui, items=items, valid=v, seed=seed, cache_dir=cache_dir,
-                   _column_of=column_of)
+                   valid_cold=vc, _column_of=column_of)
 
     @property
     def num_users(self) -> int:

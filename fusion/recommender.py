@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .cold_mix import MIX_FILE, ColdTextMix, choose_cold_mix, cold_columns, score_spread
 from .config import FusionConfig
 from .data import Histories, TrainData, build_histories, build_path_sampler
 from .features import build_inputs, entity_ids, text_embeddings
@@ -21,6 +22,7 @@ from .item_item import (HEAD_FILE, ItemItemHead, check_item_item_size, choose_it
 from .model import FusionModel
 from .ranking_model import RankingModel
 from .trainer import TrainState, score_users, train_model, validation_users
+from .vectors import history_means, unit_rows
 
 __all__ = ["FusionRecommender", "ENTITIES_FILE"]
 
@@ -41,7 +43,8 @@ class FusionRecommender(RankingModel):
         out_dir: checkpoint directory (resumable) or None.
 
     After training, the item-item term (`fusion.item_item`) is chosen on validation (reg, weight; weight 0
-    = none) with the tuned network and fitted on the final training rows (`item_item_`).
+    = none) with the tuned network and fitted on the final training rows (`item_item_`). So is the cold
+    products' text mix (`fusion.cold_mix`: its weight on the tuning data's validation cold products, `cold_mix_`).
     """
 
     def __init__(self, config: FusionConfig | None = None, name: str = "fusion", tuning: TrainData | None = None,
@@ -66,6 +69,12 @@ class FusionRecommender(RankingModel):
         self.item_item_tuning_: list[dict] = []
         self.item_item_valid_: float | None = None
         self.item_item_seconds_ = 0.0
+        self.cold_mix_: ColdTextMix | None = None
+        self.cold_mix_choice_: float | None = None
+        self.cold_mix_tuning_: list[dict] = []
+        self.cold_mix_valid_: float | None = None
+        self._unit_text: np.ndarray | None = None
+        self._cold_cols: np.ndarray | None = None
         self.network_seconds_ = 0.0
         self.warm_start_: dict = {}  # set by `warm_start` (written to meta.json)
 
@@ -83,6 +92,15 @@ class FusionRecommender(RankingModel):
         rec = copy.copy(self)
         rec.config = self.config.ablation(name)
         rec.item_item_, rec.item_item_valid_, rec._pretrained = None, None, True
+        return rec
+
+    def without_cold_mix(self, name: str = "fusion_no_cold_mix") -> "FusionRecommender":
+        """A copy of this trained model whose cold products rank by the network alone (the mix is chosen after
+        training, so nothing is retrained); `fit` only re-binds it."""
+        rec = copy.copy(self)
+        rec.config = copy.deepcopy(self.config)
+        rec.config.cold_mix.enabled = False
+        rec.name, rec.cold_mix_, rec.cold_mix_valid_, rec._pretrained = name, None, None, True
         return rec
 
     def _text_for(self, data: TrainData) -> torch.Tensor | None:
@@ -110,6 +128,7 @@ class FusionRecommender(RankingModel):
         self._entity_ids = entity_ids(data.graph, self.config.external_products)
         self._hist = build_histories(data.graph, data.column_of)
         self._user_items = data.user_items
+        self._cold_cols = None
         return self
 
     def fit(self, train: TrainData) -> "FusionRecommender":
@@ -127,6 +146,8 @@ class FusionRecommender(RankingModel):
             self.network_seconds_ = self.state_.seconds
             self._choose_item_item(train)
             self._fit_item_item(train)
+            self._choose_cold_mix(train)
+            self._fit_cold_mix(train)
             return self
         # 1) find the epoch count with early stopping on validation; 2) retrain from scratch on `train`
         #    (training + validation rows, what the baselines are refitted on) for that many epochs.
@@ -134,9 +155,11 @@ class FusionRecommender(RankingModel):
         tuned = self.state_
         self.network_seconds_ = tuned.seconds  # checkpointed: counts the time before a resume too
         self._choose_item_item(self._tuning)
+        self._choose_cold_mix(self._tuning)
         if not self.refit:
             self.bind(train)
             self._fit_item_item(train)
+            self._fit_cold_mix(train)
             return self
         best = max(1, tuned.best_epoch)
         self.config.train.epochs = best
@@ -145,7 +168,59 @@ class FusionRecommender(RankingModel):
         self.state_.best_ndcg, self.state_.best_epoch = tuned.best_ndcg, best
         self.tuning_history_ = tuned.history
         self._fit_item_item(train)
+        self._fit_cold_mix(train)
         return self
+
+    def _unit_text_vectors(self) -> np.ndarray:
+        if self._unit_text is None:
+            self._unit_text = unit_rows(self._text.detach().cpu().numpy().astype(np.float32))
+        return self._unit_text
+
+    def _choose_cold_mix(self, data: TrainData) -> None:
+        """The cold mix weight w by NDCG@10 on `data`'s validation cold products (`fusion.cold_mix`)."""
+        mc = self.config.cold_mix
+        self.cold_mix_choice_, self.cold_mix_tuning_, self.cold_mix_valid_ = None, [], None
+        if not mc.enabled or self._text is None:
+            return
+        self.cold_mix_choice_ = float(mc.weight)
+        if data.valid_cold is None or data.valid_cold.nnz == 0:
+            return
+        cols = np.flatnonzero(np.asarray(data.valid_cold.getnnz(axis=0)).ravel() > 0).astype(np.int64)
+        users = validation_users(data.valid_cold, seed=self.config.train.seed)
+        text = self._unit_text_vectors()
+        cold = cold_columns(data.user_items)
+        scores = score_users(self.model_, self._text, self._hist, users, cols=cols)
+        w, _, rows = choose_cold_mix(scores, data.user_items, users, data.valid_cold, cols, text,
+                                     text[cold].mean(axis=0), mc.weights)
+        self.cold_mix_choice_, self.cold_mix_tuning_ = w, rows
+        self.cold_mix_valid_ = max(r["valid_cold_ndcg@10"] for r in rows)
+        net = next((r["valid_cold_ndcg@10"] for r in rows if r["weight"] == 0), None)
+        txt = next((r["valid_cold_ndcg@10"] for r in rows if r["weight"] == 1), None)
+        self._log(f"cold mix: w={w:g}, validation cold NDCG@10 {self.cold_mix_valid_:.4f} on {len(cols):,} products "
+                  f"(network alone {net if net is None else round(net, 4)}, text order "
+                  f"{txt if txt is None else round(txt, 4)})")
+
+    def _fit_cold_mix(self, data: TrainData) -> None:
+        """F_bar, t_bar and a on `data` (the bound training rows) for the chosen w (none when w = 0)."""
+        self.cold_mix_ = None
+        w = self.cold_mix_choice_
+        if not w or self._text is None:
+            return
+        text = self._unit_text_vectors()
+        cold = cold_columns(data.user_items)
+        with torch.no_grad():
+            self.model_.eval()
+            fused = self.model_.item_vectors(self.model_.entity_embeddings(), self._text).numpy()
+        if not len(cold):  # no cold product now: keep w for products added later, measure a on every product
+            cold = np.arange(len(text), dtype=np.int64)
+        t_mean, f_mean = text[cold].mean(axis=0), fused[cold].mean(axis=0)
+        users = np.flatnonzero(np.diff(data.user_items.indptr) > 0)
+        if len(users) > 2000:
+            users = np.sort(np.random.default_rng(self.config.train.seed).choice(users, 2000, replace=False))
+        scores = score_users(self.model_, self._text, self._hist, users, cols=cold)
+        tau = history_means(data.user_items[users], text) @ (text[cold] - t_mean).T
+        self.cold_mix_ = ColdTextMix(float(w), score_spread(scores, tau), f_mean.astype(np.float32),
+                                     t_mean.astype(np.float32), self.cold_mix_valid_)
 
     def _choose_item_item(self, data: TrainData) -> None:
         """(reg, weight) of the item-item term by validation NDCG@10 of the trained network plus the term."""
@@ -262,6 +337,10 @@ class FusionRecommender(RankingModel):
         ii = meta.get("item_item")  # None: the saved model had no term (disabled, or weight 0 chosen)
         rec.item_item_choice_ = None if not ii or not cfg.item_item.enabled else (float(ii["reg"]), float(ii["weight"]))
         rec._fit_item_item(data)
+        saved_mix = ColdTextMix.load(d)
+        rec.cold_mix_choice_ = None if saved_mix is None or not cfg.cold_mix.enabled else saved_mix.weight
+        rec.cold_mix_valid_ = None if saved_mix is None else saved_mix.valid_ndcg
+        rec._fit_cold_mix(data)
         warm_epochs = rec.state_.epoch
         if data.valid is None:
             rec.state_.best_ndcg = None  # nothing validated this run
@@ -289,11 +368,18 @@ class FusionRecommender(RankingModel):
             self.item_item_.save(d)
         elif (d / HEAD_FILE).exists():
             (d / HEAD_FILE).unlink()  # a stale term from an earlier run in the same directory
+        if self.cold_mix_ is not None:
+            self.cold_mix_.save(d)
+        elif (d / MIX_FILE).exists():
+            (d / MIX_FILE).unlink()
+        mix = self.cold_mix_
         head = self.item_item_
         meta = {"name": self.name, "best_epoch": self.best_epoch_,
                 "best_valid_ndcg@10": None if self.state_ is None else self.state_.best_ndcg,
                 "item_item": None if head is None else {"reg": head.reg, "weight": head.weight, "gamma": head.gamma,
                                                         "valid_ndcg@10": self.item_item_valid_},
+                "cold_mix": {"weight": 0.0 if mix is None else mix.weight, "scale": None if mix is None else mix.scale,
+                             "valid_cold_ndcg@10": self.cold_mix_valid_, "tuning": self.cold_mix_tuning_},
                 # a resumed run's own wall time misses the epochs before the kill: count those too
                 "train_seconds": round(max(getattr(self, "fit_seconds_", 0.0),
                                            self.network_seconds_ + self.item_item_seconds_), 1),
@@ -332,6 +418,9 @@ class FusionRecommender(RankingModel):
             rec.item_item_valid_ = (meta.get("item_item") or {}).get("valid_ndcg@10")
         if rec.item_item_ is not None and rec.item_item_.num_items != len(ids):
             raise ValueError(f"{d / HEAD_FILE} covers {rec.item_item_.num_items} products, the model {len(ids)}")
+        if rec.config.cold_mix.enabled and rec._text is not None:
+            rec.cold_mix_ = ColdTextMix.load(d)
+            rec.cold_mix_valid_ = None if rec.cold_mix_ is None else rec.cold_mix_.valid_ndcg
         return rec
 
     def score(self, user_idx: np.ndarray) -> np.ndarray:
@@ -341,4 +430,14 @@ class FusionRecommender(RankingModel):
         scores = score_users(self.model_, self._text, self._hist, user_idx)
         if self.item_item_ is not None:
             scores += self.item_item_.scores(self._user_items[user_idx])
+        mix = self.cold_mix_
+        if mix is not None:
+            if self._cold_cols is None:
+                self._cold_cols = cold_columns(self._user_items)
+            c = self._cold_cols
+            if len(c):
+                text = self._unit_text_vectors()
+                block = scores[:, c]
+                scores[:, c] = mix.mix(block, block.mean(axis=1), history_means(self._user_items[user_idx], text),
+                                       text[c])
         return scores

@@ -38,19 +38,20 @@ class TrainState:
 
 @torch.no_grad()
 def score_users(model: FusionModel, text: torch.Tensor | None, hist: Histories, users: np.ndarray,
-                batch: int = 2048) -> np.ndarray:
-    """Scores [len(users), n_items] with each user's full history (eval mode)."""
+                batch: int = 2048, cols: np.ndarray | None = None) -> np.ndarray:
+    """Scores [len(users), n_items] (or only the item columns `cols`) with each user's full history (eval mode)."""
     was = model.training
     model.eval()
     ent = model.entity_embeddings()
     items = model.item_vectors(ent, text)
+    targets = items if cols is None else items[torch.as_tensor(cols, dtype=torch.long)]
     out = []
     for s in range(0, len(users), batch):
         u = users[s:s + batch]
         h, m = hist.last(u, model.config.history_len)
-        out.append((model.user_vectors(ent, items, torch.from_numpy(u), h, m) @ items.T).numpy())
+        out.append((model.user_vectors(ent, items, torch.from_numpy(u), h, m) @ targets.T).numpy())
     model.train(was)
-    return np.concatenate(out) if out else np.zeros((0, items.shape[0]), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, targets.shape[0]), np.float32)
 
 
 _SCORE_CELLS = 1 << 26  # users x products scored at once in validation (256 MiB of float32)

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 BASELINE_NAMES = ("popularity", "itemknn", "ease", "bpr_mf", "lightgcn", "text_only", "implicit_als",
                   "implicit_bpr", "lightfm", "sasrec", "sasrec_text", "gds_fastrp")  # gds_fastrp: skipped (with why) without a GDS server
 FUSION_NAMES = ("fusion", "fusion_no_text", "fusion_no_gnn", "fusion_no_kg_loss", "fusion_no_text_loss",
-                "fusion_no_pref_loss", "fusion_no_item_item")
+                "fusion_no_pref_loss", "fusion_no_item_item", "fusion_no_cold_mix")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         a.fusion_names.insert(0, "fusion")
     if "fusion" in a.fusion_names and "fusion_no_item_item" not in a.fusion_names:
         a.fusion_names.append("fusion_no_item_item")  # the same network without the term: no extra training
+    if "fusion" in a.fusion_names and "fusion_no_cold_mix" not in a.fusion_names:
+        a.fusion_names.append("fusion_no_cold_mix")  # and without the cold text mix: no extra training either
     if a.ablations:
         a.fusion_names += [x for x in FUSION_NAMES[1:] if x not in a.fusion_names]
     a.tune_names = list(BASELINE_NAMES) if a.tune == "all" else [x.strip() for x in a.tune.split(",") if x.strip()]

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return warm_start(args, graph, split, source, cache, t0)
     cfg = build_config(args)
     tuning = TrainData.from_graph(split.fit_graph(graph, final=False), valid=split.valid, seed=args.seed,
-                                  cache_dir=cache)
+                                  cache_dir=cache, valid_cold=split.valid_cold)
     final = TrainData.from_graph(split.fit_graph(graph, final=True), seed=args.seed, cache_dir=cache)
     if cfg.use_text and distributed.world_size() > 1:  # rank 0 fills the text cache, the other ranks read it
         with distributed.main_first():

@@ -42,7 +42,7 @@ class RunResult:
 
 def _train_data(graph: KnowledgeGraph, split: Split, final: bool, seed: int, cache_dir: str | None):
     return TrainData.from_graph(split.fit_graph(graph, final), valid=None if final else split.valid,
-                                seed=seed, cache_dir=cache_dir)
+                                seed=seed, cache_dir=cache_dir, valid_cold=None if final else split.valid_cold)
 
 
 def validation_ndcg(model, train) -> float:
@@ -166,6 +166,9 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
             # the term is added after training: the same network, scored without it (no retraining)
             rec = (full if full is not None else FusionRecommender.load(model_dir, tuning)).without_item_item(name)
             fit_extra = rec.network_seconds_  # the network's training (from meta.json when loaded)
+        elif name == "fusion_no_cold_mix" and (full is not None or model_dir is not None):
+            rec = (full if full is not None else FusionRecommender.load(model_dir, tuning)).without_cold_mix(name)
+            fit_extra = trained_seconds if full is None else full.fit_seconds_
         else:
             rec = FusionRecommender(base.ablation(name), name=name, tuning=tuning)
         res = evaluate_recommender(rec, name, graph, split, seed, cache_dir, ks, train=final)
@@ -178,6 +181,8 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
                                                    else getattr(rec, "best_valid_", None)),
                       "item_item": None if head is None else {"reg": head.reg, "weight": head.weight,
                                                               "valid_ndcg@10": _round(rec.item_item_valid_)},
+                      "cold_mix": None if rec.cold_mix_ is None else {
+                          "weight": rec.cold_mix_.weight, "valid_cold_ndcg@10": _round(rec.cold_mix_valid_)},
                       **({"model_dir": str(model_dir)} if name == "fusion" and model_dir else {})}
         log(f"{name}: NDCG@10 {res.metrics['ndcg@10']:.4f}  Recall@20 {res.metrics['recall@20']:.4f}  "
             f"fit {res.fit_seconds:.1f}s  eval {res.eval_seconds:.1f}s  {res.params}")

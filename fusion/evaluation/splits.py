@@ -21,6 +21,12 @@ Cold products (`cold_frac` > 0): before any of the above, a seeded random share 
 have interactions is chosen, and every interaction with them (and every test-file row) moves to `cold`: no
 model sees a single interaction with them, only their brand, categories, related products and text. The
 cold-start slice ranks them for the users who did interact with them (see `evaluate_cold`).
+
+Validation cold products (`valid_cold_frac` > 0, by default the same share as `cold_frac`): the same again
+within what is left after the test rows, for tuning only. Their training and validation rows move to
+`valid_cold`: the tuning graph (`fit_graph(final=False)`) never sees them, so that a model can choose how it
+ranks cold products on them (the fusion model's cold text mix, `fusion.cold_mix`); the final fit graph has
+them back (train + valid + valid_cold), so the test run and the test rows do not change.
 """
 from __future__ import annotations
 
@@ -52,26 +58,35 @@ class Split:
     info: dict[str, Any] = field(default_factory=dict)
     cold: pd.DataFrame | None = None
     cold_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    valid_cold: pd.DataFrame | None = None
+    valid_cold_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def fit_interactions(self, final: bool) -> pd.DataFrame:
-        """Rows a model may train on: train only while tuning; train + valid for the final test run."""
+        """Rows a model may train on: train only while tuning; train + valid (+ valid_cold) for the final test run."""
         if not final:
             return self.train
-        return pd.concat([self.train, self.valid], ignore_index=True).sort_values("seq", kind="stable")
+        parts = [self.train, self.valid] + ([self.valid_cold] if self.valid_cold is not None else [])
+        return pd.concat(parts, ignore_index=True).sort_values("seq", kind="stable")
 
     def fit_graph(self, graph: KnowledgeGraph, final: bool) -> KnowledgeGraph:
         """`graph` with only the fitting interactions (the leak guard); checked against the held-out part."""
         rows = self.fit_interactions(final)
         held = [self.test] if final else [self.valid, self.test]
+        if not final and self.valid_cold is not None:
+            held.append(self.valid_cold)
         assert_no_leak(rows, pd.concat(held + ([self.cold] if self.cold is not None else [])))
         if len(self.cold_items) and rows["dst"].isin(self.cold_items).any():
             raise AssertionError("leak: a cold product has an interaction among the fitting rows")
+        if not final and len(self.valid_cold_items) and rows["dst"].isin(self.valid_cold_items).any():
+            raise AssertionError("leak: a validation cold product has an interaction among the tuning rows")
         return graph.with_interactions(rows)
 
     def summary(self) -> str:
         parts = ", ".join(f"{k}={len(getattr(self, k)):,}" for k in ("train", "valid", "test"))
         if self.cold is not None:
             parts += f", cold={len(self.cold):,} ({len(self.cold_items):,} cold products)"
+        if self.valid_cold is not None:
+            parts += f", valid_cold={len(self.valid_cold):,} ({len(self.valid_cold_items):,} products)"
         users = self.test["src"].nunique()
         extra = "".join(f", {k}={v:,}" if isinstance(v, int) else "" for k, v in self.info.items())
         return f"split {self.kind} (seed {self.seed}): {parts} interactions, {users:,} test users{extra}"
@@ -140,20 +155,22 @@ def _random_k(sorted_rows: pd.DataFrame, frac: float, seed: int) -> np.ndarray:
     return rank < k
 
 
-def pick_cold_items(inter: pd.DataFrame, frac: float, seed: int) -> np.ndarray:
-    """Seeded random `frac` of the products that have interactions (sorted product indices)."""
+def pick_cold_items(inter: pd.DataFrame, frac: float, seed: int, stream: int = 1729) -> np.ndarray:
+    """Seeded random `frac` of the products that have interactions (sorted product indices); `stream` keeps
+    the validation cold products' draw apart from the test cold products'."""
     if not 0.0 <= frac < 1.0:
         raise ValueError(f"cold_frac must be in [0, 1), got {frac}")
     items = np.unique(inter["dst"].to_numpy(np.int64))
     n = int(round(frac * len(items)))
     if n == 0:
         return np.zeros(0, np.int64)
-    return np.sort(np.random.default_rng([seed, 1729]).choice(items, n, replace=False))
+    return np.sort(np.random.default_rng([seed, stream]).choice(items, n, replace=False))
 
 
 def make_split(graph: KnowledgeGraph, kind: str, seed: int = 0, test_file: str | Path | None = None,
-               cold_frac: float = 0.0) -> Split:
-    """Split `graph`'s INTERACTED table; see the module docstring for the kinds and cold products."""
+               cold_frac: float = 0.0, valid_cold_frac: float | None = None) -> Split:
+    """Split `graph`'s INTERACTED table; see the module docstring for the kinds and (validation) cold products;
+    `valid_cold_frac` None = `cold_frac`."""
     if kind not in SPLIT_KINDS:
         raise ValueError(f"split kind must be one of {', '.join(SPLIT_KINDS)}, got {kind!r}")
     if kind == "file" and test_file is None:
@@ -195,7 +212,15 @@ def make_split(graph: KnowledgeGraph, kind: str, seed: int = 0, test_file: str |
     if cold_frac > 0:
         cold, _ = _dedupe(pd.concat(cold_parts, ignore_index=True))
         info["cold_frac_pct"] = int(round(100 * cold_frac))
-    split = Split(kind, seed, train, valid, test, info, cold, cold_items)
+    vfrac = cold_frac if valid_cold_frac is None else valid_cold_frac
+    valid_cold, valid_cold_items = None, pick_cold_items(pd.concat([train, valid]), vfrac, seed, stream=1730)
+    if len(valid_cold_items):
+        in_t, in_v = train["dst"].isin(valid_cold_items), valid["dst"].isin(valid_cold_items)
+        valid_cold = pd.concat([train[in_t], valid[in_v]], ignore_index=True).sort_values("seq", kind="stable")
+        train, valid = train[~in_t].reset_index(drop=True), valid[~in_v].reset_index(drop=True)
+        info["valid_cold_pct"] = int(round(100 * vfrac))
+    split = Split(kind, seed, train, valid, test, info, cold, cold_items, valid_cold.reset_index(drop=True)
+                  if valid_cold is not None else None, valid_cold_items)
     assert_no_leak(train, pd.concat([valid, test]))
     assert_no_leak(valid, test)
     return split

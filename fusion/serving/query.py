@@ -50,6 +50,7 @@ import torch
 
 from ..data import TrainData
 from ..item_item import HEAD_FILE, ItemItemHead
+from ..cold_mix import MIX_FILE, cold_columns, mixed_rows
 from ..recommender import FusionRecommender
 from ..vectors import unit_rows
 from ..recommender import ENTITIES_FILE
@@ -182,7 +183,7 @@ class Recommender:
                  text_encoder=None, search_blend: SearchBlend | None = None, on_unknown: str = "popular",
                  index_factory: Callable[[np.ndarray], TopKIndex] = ExactIndex,
                  item_item: ItemItemHead | None = None, user_graph: UserGraph | None = None,
-                 event_log: EventLog | None = None) -> None:
+                 event_log: EventLog | None = None, cold_mix=None) -> None:
         if on_unknown not in _ON_UNKNOWN:
             raise ValueError(f"on_unknown must be one of {_ON_UNKNOWN}, got {on_unknown!r}")
         self.model = model
@@ -202,6 +203,7 @@ class Recommender:
         self.on_unknown = on_unknown
         self._factory = index_factory
         self._item_item = item_item
+        self._cold_mix = cold_mix
         self._recency = recency_weights(model, max(1, history.max_length))
         self._write_lock = threading.RLock()     # one writer (add_products, record) at a time
         self._index_lock = ReadWriteLock()      # indexes grown in place (`Snapshot.shared`)
@@ -241,12 +243,21 @@ class Recommender:
         text = None if fr.text_embeddings is None or not model.config.use_text else \
             fr.text_embeddings.numpy().astype(np.float32)
         scales = calibrate(model, text, normed, vectors, users) if text is not None else None
+        mix = fr.cold_mix_ if text is not None else None
+        unit_text, mixed = None, None
+        if mix is not None:  # cold products (no interaction in the bound graph) rank with their text mixed in
+            unit_text = unit_rows(text)
+            cold = np.zeros(len(vectors), dtype=bool)
+            cold[cold_columns(data.user_items)] = True
+            mixed = mixed_rows(mix, vectors, unit_text, cold)
+        rec_rows = vectors if mixed is None else mixed
         if factory is None:
-            if index.size != len(vectors):
-                raise ValueError(f"the index given holds {index.size} vectors, the catalog has {len(vectors)} products")
+            if index.size != len(rec_rows) or getattr(index, "dim", rec_rows.shape[1]) != rec_rows.shape[1]:
+                raise ValueError(f"the index given holds {index.size} vectors, the catalog has {len(vectors)} products"
+                                 + ("" if mixed is None else f" ({rec_rows.shape[1]}-d rows with the cold text mix)"))
             rec_index, factory = index, ExactIndex
         else:
-            rec_index = factory(vectors)
+            rec_index = factory(rec_rows)
         sim_index = factory(normed)
         search_index = None if text is None else factory(search_matrix(normed, text, vectors))
         # an index that cannot be copied is grown in place by add_products, searched under a read lock
@@ -255,16 +266,19 @@ class Recommender:
         snap = Snapshot(
             catalog=Catalog.from_graph(graph, data.items), vectors=frozen(vectors), normed=frozen(normed),
             text=None if text is None else frozen(text), rec_index=rec_index, sim_index=sim_index,
-            search_index=search_index, shared=shared)
+            search_index=search_index, shared=shared, mixed=None if mixed is None else frozen(mixed),
+            unit_text=None if unit_text is None else frozen(unit_text))
         digest = hashlib.sha256((d / "model.pt").read_bytes())
         if fr.item_item_ is not None:  # the term changes the rankings: it is part of the version
             digest.update((d / HEAD_FILE).read_bytes())
+        if mix is not None:
+            digest.update((d / MIX_FILE).read_bytes())
         version = digest.hexdigest()[:12]
         rec = cls(model=model, snapshot=snap, history=history, user_vectors=users,
                   neighbourhood=GraphNeighbourhood.from_encoder(model.gnn, layers),
                   item_entity=model.item_entity.numpy(), scales=scales, model_version=version,
                   text_encoder=text_encoder, search_blend=search_blend, on_unknown=on_unknown,
-                  index_factory=factory, item_item=fr.item_item_,
+                  index_factory=factory, item_item=fr.item_item_, cold_mix=mix,
                   user_graph=_user_graph(model, layers, entities, bound, data.column_of, model_user), event_log=log)
         if log is not None:
             rec._replay(graph)
@@ -616,8 +630,13 @@ class Recommender:
             vectors = fuse(self.model, torch.from_numpy(graph),
                            None if text is None else torch.from_numpy(text)).numpy()
             normed = unit_rows(vectors)
+            unit_text, mixed = None, None
+            if st.mixed is not None:  # a new product is cold: its text is mixed in like the trained cold ones'
+                unit_text = unit_rows(text)
+                mixed = mixed_rows(self._cold_mix, vectors, unit_text, np.ones(len(new), dtype=bool))
             indexes = [st.rec_index, st.sim_index, st.search_index]
-            blocks = [vectors, normed, None if text is None else search_matrix(normed, text, vectors)]
+            blocks = [vectors if mixed is None else mixed, normed,
+                      None if text is None else search_matrix(normed, text, vectors)]
             # copy-on-write: readers of the old snapshot keep their indexes; an index that cannot be copied
             # (decided at load: `shared`) grows in place, and every search of it holds this lock
             clones = indexes if st.shared else [None if ix is None else clone_index(ix) for ix in indexes]
@@ -629,7 +648,9 @@ class Recommender:
                 st, catalog=catalog, vectors=frozen(np.concatenate([st.vectors, vectors])),
                 normed=frozen(np.concatenate([st.normed, normed])),
                 text=None if text is None else frozen(np.concatenate([st.text, text])),
-                rec_index=clones[0], sim_index=clones[1], search_index=clones[2])
+                rec_index=clones[0], sim_index=clones[1], search_index=clones[2],
+                mixed=None if mixed is None else frozen(np.concatenate([st.mixed, mixed])),
+                unit_text=None if unit_text is None else frozen(np.concatenate([st.unit_text, unit_text])))
             return [str(x) for x in rows["product_id"]]
 
     def _graph_vector(self, catalog: Catalog, col: int, rel: pd.DataFrame | None) -> np.ndarray:
@@ -711,6 +732,7 @@ class Recommender:
         and a lifted product below the index's k-th score cannot enter: only the few above it are rescored
         and merged (vectorised over the batch)."""
         head = self._item_item
+        users = st.rec_users(users, seen)  # [u | p_u] under the cold text mix
         if head is None:
             return self._top(st, st.rec_index, users, k, exclude, allowed)
         if isinstance(st.rec_index, ExactIndex):  # dense scores anyway: add the term to them
@@ -740,7 +762,7 @@ class Recommender:
         if not len(c):
             return None
         uc, inv = np.unique(c, return_inverse=True)
-        full = (users @ st.vectors[uc].T)[rows, inv] + bonus
+        full = (users @ st.rec_vectors[uc].T)[rows, inv] + bonus
         kth = np.where(cols[:, -1] >= 0, scores[:, -1], -np.inf)  # the index's k-th score per row
         up = full >= kth[rows]
         if not up.any():
@@ -749,7 +771,7 @@ class Recommender:
         # the index's own top k, rescored exactly (an approximate index may round), plus the lifted ones
         found = cols >= 0
         tr, tc = np.nonzero(found)[0], cols[found]
-        ts = np.einsum("ij,ij->i", users[tr], st.vectors[tc])
+        ts = np.einsum("ij,ij->i", users[tr], st.rec_vectors[tc])
         r_all, c_all, s_all = np.concatenate([rows, tr]), np.concatenate([c, tc]), np.concatenate([full, ts])
         order = np.lexsort((-s_all, c_all, r_all))  # (row, column), the lifted (higher) score first
         r_all, c_all, s_all = r_all[order], c_all[order], s_all[order]

@@ -29,6 +29,24 @@ class Snapshot:
     sim_index: TopKIndex          # over F^
     search_index: TopKIndex | None  # over [F^ | T | F]
     shared: bool = False          # indexes grown in place (not copyable): search them under the lock
+    mixed: np.ndarray | None = None     # [F' | T'] [n, d + text_dim]: rec_index's rows under the cold text mix
+    unit_text: np.ndarray | None = None  # unit-length T [n, text_dim] (the users' text profiles), with the mix
+
+    @property
+    def rec_vectors(self) -> np.ndarray:
+        """The rows rec_index ranks by dot product: F, or [F' | T'] under the cold text mix (`fusion.cold_mix`)."""
+        return self.vectors if self.mixed is None else self.mixed
+
+    def rec_users(self, users: np.ndarray, seen: list[np.ndarray]) -> np.ndarray:
+        """User vectors [B, d] as rec_index takes them: [u | p_u] under the cold text mix, p_u the mean unit text
+        vector of the user's products `seen` (distinct columns)."""
+        if self.mixed is None:
+            return users
+        prof = np.zeros((len(users), self.unit_text.shape[1]), dtype=np.float32)
+        for r, s in enumerate(seen):
+            if len(s):
+                prof[r] = self.unit_text[np.asarray(s, dtype=np.int64)].mean(axis=0)
+        return np.concatenate([np.asarray(users, dtype=np.float32), prof], axis=1)
 
 
 def frozen(a: np.ndarray) -> np.ndarray:

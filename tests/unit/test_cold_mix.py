@@ -1,0 +1,206 @@
+"""The cold products' text mix (`fusion.cold_mix`) and the validation cold products it is chosen on."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from fusion.cold_mix import ColdTextMix, choose_cold_mix, cold_columns, score_spread
+from fusion.evaluation.splits import make_split
+from fusion.vectors import history_means, unit_rows
+
+from eval_fixtures import build_graph
+
+
+def _mix(w: float, scale: float = 2.0, d: int = 4, t: int = 6, seed: int = 0) -> ColdTextMix:
+    rng = np.random.default_rng(seed)
+    return ColdTextMix(w, scale, rng.normal(size=d).astype(np.float32), rng.normal(size=t).astype(np.float32))
+
+
+def test_weight_zero_is_the_network_and_one_is_the_text_order():
+    rng = np.random.default_rng(1)
+    scores, prof, text = rng.normal(size=(5, 7)), rng.normal(size=(5, 6)), rng.normal(size=(7, 6))
+    mean = scores.mean(axis=1)
+    np.testing.assert_allclose(_mix(0.0).mix(scores, mean, prof, text), scores, rtol=1e-6)
+    full = _mix(1.0).mix(scores, mean, prof, text)
+    assert (np.argsort(-full, axis=1) == np.argsort(-(prof @ text.T), axis=1)).all()
+    half = _mix(0.5).mix(scores, mean, prof, text)
+    # each user's mean score over the cold products does not move (m_u is their mean)
+    np.testing.assert_allclose(half.mean(axis=1) - 0.5 * 2.0 * (prof @ (text - _mix(0.5).text_mean).T).mean(axis=1),
+                               mean, rtol=1e-5, atol=1e-5)
+
+
+def test_cold_vectors_give_the_mixed_score_as_one_dot_product():
+    rng = np.random.default_rng(2)
+    mix = _mix(0.3)
+    users, prof = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(3, 6)).astype(np.float32)
+    fused, text = rng.normal(size=(5, 4)).astype(np.float32), rng.normal(size=(5, 6)).astype(np.float32)
+    f2, t2 = mix.cold_vectors(fused, text)
+    dot = users @ f2.T + prof @ t2.T
+    np.testing.assert_allclose(dot, mix.mix(users @ fused.T, users @ mix.fused_mean, prof, text), rtol=1e-4, atol=1e-5)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    mix = ColdTextMix(0.25, 1.5, np.ones(3, np.float32), np.arange(4, dtype=np.float32), valid_ndcg=0.2)
+    mix.save(tmp_path)
+    back = ColdTextMix.load(tmp_path)
+    assert (back.weight, back.scale, back.valid_ndcg) == (0.25, 1.5, 0.2)
+    np.testing.assert_array_equal(back.text_mean, mix.text_mean)
+    assert ColdTextMix.load(tmp_path / "nothing") is None
+
+
+def test_cold_columns_and_spread():
+    ui = sp.csr_matrix(np.array([[1, 0, 0, 1], [0, 0, 0, 1]], dtype=np.float32))
+    assert cold_columns(ui).tolist() == [1, 2]
+    s = np.array([[1.0, 3.0], [0.0, 2.0]])
+    assert score_spread(s, s / 4) == pytest.approx(4.0)
+    assert score_spread(s, np.zeros_like(s)) == 1.0
+
+
+def _world(network_signal: float, text_signal: float, seed: int = 0):
+    """Users with a taste t_u: cold product i is theirs when its text is nearest; network and text scores each
+    carry that signal with the given strength (the rest noise)."""
+    rng = np.random.default_rng(seed)
+    n_users, n_warm, n_cold, dim = 200, 30, 40, 8
+    text = unit_rows(rng.normal(size=(n_warm + n_cold, dim)))
+    taste = unit_rows(rng.normal(size=(n_users, dim)))
+    # history: the 3 warm products nearest to each user's taste -> the text profile points at the taste
+    warm_aff = taste @ text[:n_warm].T
+    hist = np.argsort(-warm_aff, axis=1)[:, :3]
+    ui = sp.csr_matrix((np.ones(hist.size, np.float32), (np.repeat(np.arange(n_users), 3), hist.ravel())),
+                       shape=(n_users, n_warm + n_cold))
+    cols = np.arange(n_warm, n_warm + n_cold)
+    truth = np.argmax(taste @ text[cols].T, axis=1)
+    valid = sp.csr_matrix((np.ones(n_users, np.float32), (np.arange(n_users), cols[truth])), shape=ui.shape)
+    onehot = np.zeros((n_users, n_cold))
+    onehot[np.arange(n_users), truth] = 1.0
+    scores = (network_signal * onehot + rng.normal(size=onehot.shape)).astype(np.float32)
+    prof = history_means(ui, text.astype(np.float32))
+    noisy_text = text.copy()
+    if text_signal == 0:
+        noisy_text[cols] = unit_rows(rng.normal(size=(n_cold, dim)))  # text says nothing of taste
+    return scores, ui, np.arange(n_users), valid, cols, noisy_text.astype(np.float32), prof
+
+
+def test_choice_takes_the_text_when_the_network_knows_nothing():
+    scores, ui, users, valid, cols, text, _ = _world(network_signal=0.0, text_signal=1.0)
+    w, a, rows = choose_cold_mix(scores, ui, users, valid, cols, text, text[cols].mean(axis=0),
+                                 [0.0, 0.25, 0.5, 0.75, 1.0])
+    assert w >= 0.75
+    by_w = {r["weight"]: r["valid_cold_ndcg@10"] for r in rows}
+    assert by_w[w] > by_w[0.0] + 0.1 and a > 0
+
+
+def test_choice_keeps_the_network_when_the_text_knows_nothing():
+    scores, ui, users, valid, cols, text, _ = _world(network_signal=4.0, text_signal=0.0)
+    w, _, rows = choose_cold_mix(scores, ui, users, valid, cols, text, text[cols].mean(axis=0),
+                                 [0.0, 0.25, 0.5, 0.75, 1.0])
+    assert w <= 0.25
+    by_w = {r["weight"]: r["valid_cold_ndcg@10"] for r in rows}
+    assert by_w[w] >= by_w[1.0] + 0.2
+
+
+@pytest.fixture()
+def graph(tmp_path):
+    rng = np.random.default_rng(0)
+    prods = pd.DataFrame({"product_id": [f"p{i}" for i in range(40)], "title": [f"item {i}" for i in range(40)]})
+    rows = [{"user_id": f"u{u}", "product_id": f"p{i}", "timestamp": t}
+            for u in range(30) for t, i in enumerate(rng.choice(40, 6, replace=False))]
+    return build_graph(tmp_path, prods, pd.DataFrame(rows))
+
+
+@pytest.mark.parametrize("kind", ["loo", "time"])
+def test_validation_cold_products_are_out_of_tuning_and_back_in_the_final_fit(graph, kind):
+    s = make_split(graph, kind, seed=3, cold_frac=0.1)
+    plain = make_split(graph, kind, seed=3, cold_frac=0.1, valid_cold_frac=0.0)
+    assert len(s.valid_cold_items) == round(0.1 * pd.concat([plain.train, plain.valid])["dst"].nunique()) > 0
+    assert not set(s.valid_cold_items) & set(s.cold_items)
+    tuning = s.fit_graph(graph, final=False).edges_of("INTERACTED")
+    assert not tuning["dst"].isin(s.valid_cold_items).any()
+    assert not s.valid["dst"].isin(s.valid_cold_items).any()
+    assert set(s.valid_cold["dst"]) <= set(s.valid_cold_items) and len(s.valid_cold)
+    # the final fit graph and the test rows are those of a split without validation cold products
+    key = ["src", "dst", "seq"]
+    pd.testing.assert_frame_equal(s.fit_interactions(True)[key].reset_index(drop=True),
+                                  plain.fit_interactions(True)[key].reset_index(drop=True))
+    pd.testing.assert_frame_equal(s.test, plain.test)
+    assert plain.valid_cold is None and "valid_cold" in s.summary()
+
+
+def _train_with_mix(root, weight: float):
+    """The query fixtures' two-shop catalog with A9 and B9 stripped of their interactions (cold, like C0),
+    trained with cold mix weight `weight` (no validation: the configured weight is used)."""
+    import torch
+
+    import fusion.recommender as rec_mod
+    from fusion import FusionConfig, FusionRecommender
+    from fusion.data import TrainData
+    from kg import EmbeddedStore, KnowledgeGraph, merge_files
+    from kg.export import products_frame
+    from query_fixtures import HashEncoder, _texts, interactions, products
+
+    root.mkdir(parents=True, exist_ok=True)
+    p, i = root / "products.csv", root / "interactions.csv"
+    products().to_csv(p, index=False)
+    inter = interactions()
+    inter[~inter["product_id"].isin(["A9", "B9"])].to_csv(i, index=False)
+    graph = KnowledgeGraph()
+    merge_files(graph, p, i, show_progress=False)
+    EmbeddedStore(root / "store").write(graph)
+    enc = HashEncoder()
+    cfg = FusionConfig()
+    cfg.gnn.dim, cfg.train.epochs, cfg.train.batch_size, cfg.history_len = 16, 6, 64, 5
+    cfg.cold_mix.weight = weight
+    torch.manual_seed(0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rec_mod, "text_embeddings", lambda g, items, *a, **k: enc.encode_texts(
+            products_frame(g, items).pipe(_texts)))
+        fr = FusionRecommender(cfg).fit(TrainData.from_graph(graph, seed=0))
+    fr.save(root / "model", extra={"store": str(root / "store")})
+    return fr, graph, enc
+
+
+@pytest.mark.parametrize("index", ["exact", "faiss"])
+def test_the_query_api_ranks_cold_products_as_the_evaluated_model_scores_them(tmp_path, index):
+    if index == "faiss":
+        pytest.importorskip("faiss")
+    from fusion import Recommender
+
+    fr, graph, enc = _train_with_mix(tmp_path, 0.6)
+    assert fr.cold_mix_ is not None and fr.cold_mix_.weight == 0.6
+    rec = Recommender.load(tmp_path / "model", index=index, text_encoder=enc, event_log=None)
+    ids = fr._item_ids
+    cold = {"A9", "B9", "C0"}
+    for user in ("a3", "b2", "x"):
+        u = int(np.flatnonzero(graph.nodes["User"]["id"].to_numpy() == user)[0])
+        want = dict(zip(ids, fr.score(np.array([u]))[0]))
+        got = rec.recommend(user, k=len(ids), exclude_seen=False)
+        assert len(got) == len(ids)
+        for pid, score in zip(got["product_id"], got["score"]):
+            assert score == pytest.approx(want[pid], rel=1e-4, abs=1e-4), (user, pid)
+    # the mix moved the cold products' scores and only theirs
+    plain = fr.without_cold_mix()
+    a3 = int(np.flatnonzero(graph.nodes["User"]["id"].to_numpy() == "a3")[0])
+    diff = fr.score(np.array([a3]))[0] - plain.score(np.array([a3]))[0]
+    moved = {ids[c] for c in np.flatnonzero(np.abs(diff) > 1e-6)}
+    assert moved and moved <= cold
+
+
+def test_a_product_added_after_training_is_mixed_like_the_trained_cold_ones(tmp_path):
+    from fusion import Recommender
+
+    _train_with_mix(tmp_path, 1.0)
+    from query_fixtures import HashEncoder
+
+    rec = Recommender.load(tmp_path / "model", text_encoder=HashEncoder(), event_log=None)
+    rec.add_products(pd.DataFrame([{"product_id": "N1", "title": "Fresh apple pear", "description": "sweet apple",
+                                    "brand": "Acme", "categories": "Food > Fruit"},
+                                   {"product_id": "N2", "title": "Steel claw hammer", "description": "workshop tool",
+                                    "brand": "Bolt", "categories": "Tools > Hammers"}]))
+    # w = 1: among cold products a fruit buyer's order is the text order, so the fruit newcomer beats the hammer
+    top = rec.recommend("a3", k=30, exclude_seen=True)
+    order = [p for p in top["product_id"] if p in {"N1", "N2"}]
+    assert order == ["N1", "N2"]
+    top_b = rec.recommend("b2", k=30, exclude_seen=True)
+    assert [p for p in top_b["product_id"] if p in {"N1", "N2"}] == ["N2", "N1"]
