@@ -65,7 +65,11 @@ def load_graph(args: argparse.Namespace):
     """The training graph: from Neo4j with --neo4j (read through the driver), else the embedded store."""
     from kg import EmbeddedStore
     if not args.neo4j:
-        return EmbeddedStore(args.store).load()
+        graph = EmbeddedStore(args.store).load()
+        if not graph.num_nodes("Product"):
+            raise SystemExit(f"error: {args.store} holds no knowledge graph: run scripts/build_graph.py --store "
+                             f"{args.store} first")
+        return graph
     from kg import Neo4jStore
     from kg.neo4j_store import config_from_args
     with Neo4jStore(config_from_args(args), show_progress=not args.quiet) as store:
