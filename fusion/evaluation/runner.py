@@ -168,7 +168,7 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
             fit_extra = rec.network_seconds_  # the network's training (from meta.json when loaded)
         elif name == "fusion_no_cold_mix" and (full is not None or model_dir is not None):
             rec = (full if full is not None else FusionRecommender.load(model_dir, tuning)).without_cold_mix(name)
-            fit_extra = trained_seconds if full is None else full.fit_seconds_
+            fit_extra = trained_seconds if model_dir is not None else full.fit_seconds_  # the same training
         else:
             rec = FusionRecommender(base.ablation(name), name=name, tuning=tuning)
         res = evaluate_recommender(rec, name, graph, split, seed, cache_dir, ks, train=final)
