@@ -191,7 +191,7 @@ class FusionRecommender(RankingModel):
         cold = cold_columns(data.user_items)
         scores = score_users(self.model_, self._text, self._hist, users, cols=cols)
         w, _, rows = choose_cold_mix(scores, data.user_items, users, data.valid_cold, cols, text,
-                                     text[cold].mean(axis=0), mc.weights)
+                                     text[cold].mean(axis=0), mc.weights, log=self._log)
         self.cold_mix_choice_, self.cold_mix_tuning_ = w, rows
         self.cold_mix_valid_ = max(r["valid_cold_ndcg@10"] for r in rows)
         net = next((r["valid_cold_ndcg@10"] for r in rows if r["weight"] == 0), None)

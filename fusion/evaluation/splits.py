@@ -216,11 +216,11 @@ def make_split(graph: KnowledgeGraph, kind: str, seed: int = 0, test_file: str |
     valid_cold, valid_cold_items = None, pick_cold_items(pd.concat([train, valid]), vfrac, seed, stream=1730)
     if len(valid_cold_items):
         in_t, in_v = train["dst"].isin(valid_cold_items), valid["dst"].isin(valid_cold_items)
-        valid_cold = pd.concat([train[in_t], valid[in_v]], ignore_index=True).sort_values("seq", kind="stable")
+        valid_cold = pd.concat([train[in_t], valid[in_v]], ignore_index=True).sort_values(
+            "seq", kind="stable").reset_index(drop=True)
         train, valid = train[~in_t].reset_index(drop=True), valid[~in_v].reset_index(drop=True)
         info["valid_cold_pct"] = int(round(100 * vfrac))
-    split = Split(kind, seed, train, valid, test, info, cold, cold_items, valid_cold.reset_index(drop=True)
-                  if valid_cold is not None else None, valid_cold_items)
+    split = Split(kind, seed, train, valid, test, info, cold, cold_items, valid_cold, valid_cold_items)
     assert_no_leak(train, pd.concat([valid, test]))
     assert_no_leak(valid, test)
     return split

@@ -244,12 +244,11 @@ class Recommender:
             fr.text_embeddings.numpy().astype(np.float32)
         scales = calibrate(model, text, normed, vectors, users) if text is not None else None
         mix = fr.cold_mix_ if text is not None else None
-        unit_text, mixed = None, None
+        mixed = None
         if mix is not None:  # cold products (no interaction in the bound graph) rank with their text mixed in
-            unit_text = unit_rows(text)
             cold = np.zeros(len(vectors), dtype=bool)
             cold[cold_columns(data.user_items)] = True
-            mixed = mixed_rows(mix, vectors, unit_text, cold)
+            mixed = mixed_rows(mix, vectors, unit_rows(text), cold)
         rec_rows = vectors if mixed is None else mixed
         if factory is None:
             if index.size != len(rec_rows) or getattr(index, "dim", rec_rows.shape[1]) != rec_rows.shape[1]:
@@ -266,8 +265,7 @@ class Recommender:
         snap = Snapshot(
             catalog=Catalog.from_graph(graph, data.items), vectors=frozen(vectors), normed=frozen(normed),
             text=None if text is None else frozen(text), rec_index=rec_index, sim_index=sim_index,
-            search_index=search_index, shared=shared, mixed=None if mixed is None else frozen(mixed),
-            unit_text=None if unit_text is None else frozen(unit_text))
+            search_index=search_index, shared=shared, mixed=None if mixed is None else frozen(mixed))
         digest = hashlib.sha256((d / "model.pt").read_bytes())
         if fr.item_item_ is not None:  # the term changes the rankings: it is part of the version
             digest.update((d / HEAD_FILE).read_bytes())
@@ -630,10 +628,9 @@ class Recommender:
             vectors = fuse(self.model, torch.from_numpy(graph),
                            None if text is None else torch.from_numpy(text)).numpy()
             normed = unit_rows(vectors)
-            unit_text, mixed = None, None
+            mixed = None
             if st.mixed is not None:  # a new product is cold: its text is mixed in like the trained cold ones'
-                unit_text = unit_rows(text)
-                mixed = mixed_rows(self._cold_mix, vectors, unit_text, np.ones(len(new), dtype=bool))
+                mixed = mixed_rows(self._cold_mix, vectors, unit_rows(text), np.ones(len(new), dtype=bool))
             indexes = [st.rec_index, st.sim_index, st.search_index]
             blocks = [vectors if mixed is None else mixed, normed,
                       None if text is None else search_matrix(normed, text, vectors)]
@@ -649,8 +646,7 @@ class Recommender:
                 normed=frozen(np.concatenate([st.normed, normed])),
                 text=None if text is None else frozen(np.concatenate([st.text, text])),
                 rec_index=clones[0], sim_index=clones[1], search_index=clones[2],
-                mixed=None if mixed is None else frozen(np.concatenate([st.mixed, mixed])),
-                unit_text=None if unit_text is None else frozen(np.concatenate([st.unit_text, unit_text])))
+                mixed=None if mixed is None else frozen(np.concatenate([st.mixed, mixed])))
             return [str(x) for x in rows["product_id"]]
 
     def _graph_vector(self, catalog: Catalog, col: int, rel: pd.DataFrame | None) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..vectors import unit_rows
 from .catalog import Catalog
 from .topk import ExactIndex, TopKIndex
 
@@ -30,7 +31,6 @@ class Snapshot:
     search_index: TopKIndex | None  # over [F^ | T | F]
     shared: bool = False          # indexes grown in place (not copyable): search them under the lock
     mixed: np.ndarray | None = None     # [F' | T'] [n, d + text_dim]: rec_index's rows under the cold text mix
-    unit_text: np.ndarray | None = None  # unit-length T [n, text_dim] (the users' text profiles), with the mix
 
     @property
     def rec_vectors(self) -> np.ndarray:
@@ -39,13 +39,13 @@ class Snapshot:
 
     def rec_users(self, users: np.ndarray, seen: list[np.ndarray]) -> np.ndarray:
         """User vectors [B, d] as rec_index takes them: [u | p_u] under the cold text mix, p_u the mean unit text
-        vector of the user's products `seen` (distinct columns)."""
+        vector of the user's products `seen` (distinct columns), from T."""
         if self.mixed is None:
             return users
-        prof = np.zeros((len(users), self.unit_text.shape[1]), dtype=np.float32)
+        prof = np.zeros((len(users), self.text.shape[1]), dtype=np.float32)
         for r, s in enumerate(seen):
             if len(s):
-                prof[r] = self.unit_text[np.asarray(s, dtype=np.int64)].mean(axis=0)
+                prof[r] = unit_rows(self.text[np.asarray(s, dtype=np.int64)]).mean(axis=0)
         return np.concatenate([np.asarray(users, dtype=np.float32), prof], axis=1)
 
 
