@@ -6,6 +6,8 @@
     F = g * G + (1 - g) * T                        fused products     [n_items, d]
     u = e_u + W_h sum_k a_k F[h_k]                 user (graph + recency-weighted history), a = softmax(w_pos)
                                                    (history_order "set": a uniform over the other items)
+        [+ W_o Transformer(LN(F[h_1..L]) + P)_L]   user_tower "attention": an order-aware term next to the
+                                                   pooling (`fusion.sequence_tower`, W_o = 0 at start)
     score(u, i) = <u, F_i>                         so ranking all products is one matrix product
                                                    (plus the sparse item-item term fitted after training,
                                                    `fusion.item_item`, added by FusionRecommender.score)
@@ -22,6 +24,7 @@ from kg.schema import INTERACTED
 from text.head import HeadConfig, ProjectionHead
 
 from .config import FusionConfig
+from .sequence_tower import SequenceTower
 
 __all__ = ["FusionModel"]
 
@@ -52,6 +55,7 @@ class FusionModel(nn.Module):
         self.position_logits = nn.Parameter(torch.zeros(config.history_len))
         self.history_map = nn.Linear(d, d, bias=False) if config.history_transform else None
         self.history_scale = nn.Parameter(torch.ones(()))
+        self.tower = SequenceTower(d, config.history_len, config.tower) if config.user_tower == "attention" else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -62,6 +66,8 @@ class FusionModel(nn.Module):
             self.history_scale.fill_(1.0)
             if self.history_map is not None:
                 self.history_map.weight.copy_(torch.eye(self.history_map.weight.shape[0]))
+        if self.tower is not None:
+            self.tower.reset_parameters()
         if self.config.use_text:
             nn.init.zeros_(self.gate.weight)
             nn.init.zeros_(self.gate.bias)
@@ -97,14 +103,16 @@ class FusionModel(nn.Module):
         return gate * graph + (1 - gate) * t
 
     def history_vectors(self, items: torch.Tensor, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Recency-weighted (`history_order="set"`: plain) mean of history item vectors: history/mask [B, L]
-        -> [B, d] (zeros if empty)."""
+        """Recency-weighted (`history_order="set"`: plain) mean of history item vectors, plus the sequence
+        tower's term with `user_tower="attention"`: history/mask [B, L] -> [B, d] (zeros if empty)."""
         L = history.shape[1]
         pos = self.position_logits[-L:] if self.config.history_order == "sequence" else self.position_logits[-L:] * 0
         logits = pos.expand_as(mask).masked_fill(~mask, float("-inf"))
         w = torch.softmax(logits, dim=1).nan_to_num(0.0)
-        h = self.history_scale * torch.einsum("bl,bld->bd", w, items[history])
-        return self.history_map(h) if self.history_map is not None else h
+        seq = items[history]
+        h = self.history_scale * torch.einsum("bl,bld->bd", w, seq)
+        h = self.history_map(h) if self.history_map is not None else h
+        return h if self.tower is None else h + self.tower(seq, mask)
 
     def user_vectors(self, entities: torch.Tensor, items: torch.Tensor, users: torch.Tensor | None,
                      history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -98,6 +98,38 @@ def _save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _resume_key(cfg: FusionConfig) -> dict:
+    """The config a checkpoint must match to be resumed: all of it but the epoch count and time budget (the
+    final stage sets the epochs; a longer budget may finish a run that an earlier one stopped)."""
+    d = cfg.to_dict()
+    d["train"] = {k: v for k, v in d["train"].items() if k not in ("epochs", "max_minutes")}
+    return d
+
+
+def _check_resumable(saved: dict, cfg: FusionConfig, path: Path) -> None:
+    """ValueError when checkpoint `path` was written by a run with another config: resuming it would mix two
+    models (or fail on the first differing weight shape)."""
+    old = saved.get("config")
+    if old is None:
+        return  # written before checkpoints held their config: the weights' shapes are the only check
+    new = _resume_key(cfg)
+    if old != new:
+        diff = sorted(_flat(old).items() ^ _flat(new).items())
+        keys = sorted({k for k, _ in diff})
+        raise ValueError(f"{path} was written by a training run with a different config ({', '.join(keys)} "
+                         f"differ): delete it to start afresh, or train into another --out")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v)
+    return out
+
+
 def _neighbor_sampler(model: FusionModel):
     """The neighbour-sampled view of `model.gnn` for `train.sampler == "neighbor"`; a clear error (what to
     install) where torch_geometric has no sampler backend: never a silent fall-back to full batch."""
@@ -270,6 +302,7 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
         ckpt.parent.mkdir(parents=True, exist_ok=True)
     if ckpt is not None and ckpt.exists():
         saved = torch.load(ckpt, weights_only=False)
+        _check_resumable(saved, cfg, ckpt)
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         state = saved["state"]
@@ -336,6 +369,7 @@ def train_model(model: FusionModel, text: torch.Tensor | None, hist: Histories, 
             log("  " + "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         if ckpt is not None and distributed.is_main():
             _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
+                          "config": _resume_key(cfg),
                           "best_model": best_state, "rng": rng, "torch_rng": torch.get_rng_state()}, ckpt)
     if best_state is not None and valid is not None:
         model.load_state_dict(best_state)

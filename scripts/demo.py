@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         "--store", store, "--json", ds / "build.json")
     model = ds / "model"
     step("3. train the fusion model (graph + text + fusion; early stopping, then refit)")
-    run("scripts/train.py", "--store", store, "--out", model, "--split", "loo")
+    # the real catalog's tuned config (order-aware user tower, chosen on validation: docs/model.md); defaults otherwise
+    tuned = ["--config", ROOT / "configs" / "scientific"] if src.exists() else []
+    run("scripts/train.py", "--store", store, "--out", model, "--split", "loo", *tuned)
     step("4. evaluate against baselines on the same leave-one-out split")
     run("scripts/evaluate.py", "--store", store, "--split", "loo", "--model", model,
         "--baselines", "popularity,itemknn,ease", "--json", ds / "eval.json", "--plot", ds / "eval.png")

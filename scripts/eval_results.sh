@@ -21,7 +21,8 @@ if [ ! -e "$WORK/beauty/store/CURRENT" ]; then
 fi
 # our model: trained on the same splits (early stopping on validation, then refit on train + validation)
 if [ ! -e "$WORK/scientific/model/model.pt" ]; then
-  $PY scripts/train.py --store "$WORK/scientific/store" --out "$WORK/scientific/model" --split loo --quiet
+  $PY scripts/train.py --store "$WORK/scientific/store" --out "$WORK/scientific/model" --split loo \
+      --config configs/scientific --quiet
 fi
 if [ ! -e "$WORK/beauty/model/model.pt" ]; then
   $PY scripts/train.py --store "$WORK/beauty/store" --out "$WORK/beauty/model" --split file \

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 BASELINE_NAMES = ("popularity", "itemknn", "ease", "bpr_mf", "lightgcn", "text_only", "implicit_als",
                   "implicit_bpr", "lightfm", "sasrec", "sasrec_text", "gds_fastrp")  # gds_fastrp: skipped (with why) without a GDS server
 FUSION_NAMES = ("fusion", "fusion_no_text", "fusion_no_gnn", "fusion_no_kg_loss", "fusion_no_text_loss",
-                "fusion_no_pref_loss", "fusion_no_item_item", "fusion_no_cold_mix")
+                "fusion_no_pref_loss", "fusion_no_item_item", "fusion_no_cold_mix", "fusion_no_tower")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

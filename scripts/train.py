@@ -1,6 +1,6 @@
 r"""Train the fusion model on a store, holding out exactly what scripts/evaluate.py holds out.
 
-  python scripts/train.py --store work/scientific/store --out work/scientific/model --split loo
+  python scripts/train.py --store work/scientific/store --out work/scientific/model --split loo --config configs/scientific
   python scripts/train.py --store work/beauty/store --out work/beauty/model --split file \
       --test-interactions work/beauty/test_interactions.csv
   python scripts/train.py --neo4j --store work/scientific/store --out work/scientific/model --split loo

@@ -75,7 +75,8 @@ RELATIONS = pd.DataFrame({"product_id": ["A0", "B0"], "relation": ["also_bought"
                           "other_id": ["A1", "B1"]})
 
 
-def build_model(root: Path, epochs: int = 12, dim: int = 16, use_text: bool = True) -> tuple[Path, Path]:
+def build_model(root: Path, epochs: int = 12, dim: int = 16, use_text: bool = True,
+                user_tower: str = "pool") -> tuple[Path, Path]:
     """Write the store and train + save the tiny model; returns (model_dir, store_dir)."""
     import pytest
 
@@ -97,6 +98,7 @@ def build_model(root: Path, epochs: int = 12, dim: int = 16, use_text: bool = Tr
     enc = HashEncoder()
     cfg = FusionConfig() if use_text else FusionConfig().ablation("fusion_no_text")
     cfg.gnn.dim, cfg.train.epochs, cfg.train.batch_size, cfg.history_len = dim, epochs, 64, 5
+    cfg.user_tower = user_tower
     threads = torch.get_num_threads()
     torch.manual_seed(0)  # the model's initial weights are drawn before training seeds itself
     torch.set_num_threads(1)  # a tiny model: threads only add wake-up costs (7 s instead of 0.8 s on 2 busy cores)
@@ -119,8 +121,8 @@ def _texts(frame: pd.DataFrame) -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def trained_model(use_text: bool = True) -> tuple[Path, Path]:
+def trained_model(use_text: bool = True, user_tower: str = "pool") -> tuple[Path, Path]:
     """The tiny model, trained once per test session (in a temporary directory removed at exit)."""
     root = Path(tempfile.mkdtemp(prefix="kgrec-query-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
-    return build_model(root, use_text=use_text)
+    return build_model(root, use_text=use_text, user_tower=user_tower)

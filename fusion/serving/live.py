@@ -1,7 +1,8 @@
 """Users as they act: the store's histories plus the events `Recommender.record` took since loading, and how a
 user's vector follows them without retraining.
 
-A user's vector is u = e_u + h(F[last history_len items]) (`fusion.model.FusionModel.user_vectors`). After an
+A user's vector is u = e_u + h(F[last history_len items]) (`fusion.model.FusionModel.user_vectors`; h the
+pooling, plus the sequence tower with `user_tower="attention"`). After an
 event both parts are recomputed for that user alone:
 
 - h, the history encoder over the fused product vectors, runs on the new history as it would at load;
@@ -195,9 +196,10 @@ class PinnedHistory:
 
 
 class HistoryEncoder:
-    """`FusionModel.history_vectors` for one history, in numpy (a record is then microseconds, not a torch call):
-    h = history_scale * softmax(position_logits[-n:]) . F[last n items], then `history_map` (n <= history_len;
-    uniform weights for history_order "set")."""
+    """`FusionModel.history_vectors` for one history: the pooling in numpy (a record is then microseconds, not a
+    torch call): h = history_scale * softmax(position_logits[-n:]) . F[last n items], then `history_map`
+    (n <= history_len; uniform weights for history_order "set"); with `user_tower="attention"` plus the sequence
+    tower's term, one eval-mode torch call on the [1, n, d] window (about a millisecond)."""
 
     @torch.no_grad()
     def __init__(self, model) -> None:
@@ -207,6 +209,16 @@ class HistoryEncoder:
         self.logits = model.position_logits.detach().numpy().astype(np.float32)
         self.scale = np.float32(model.history_scale.item())
         self.map = None if model.history_map is None else model.history_map.weight.detach().numpy().T.copy()
+        self.tower = getattr(model, "tower", None)
+
+    @torch.no_grad()
+    def _tower(self, window: np.ndarray) -> np.ndarray:
+        was = self.tower.training
+        self.tower.eval()
+        seq = torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None]
+        out = self.tower(seq, torch.ones(seq.shape[:2], dtype=torch.bool))[0].numpy()
+        self.tower.train(was)
+        return out
 
     def __call__(self, vectors: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """h [d] from product columns `cols` (oldest first) of fused vectors [n, d]."""
@@ -219,5 +231,9 @@ class HistoryEncoder:
             w /= w.sum()
         else:
             w = np.full(len(cols), 1.0 / len(cols), dtype=np.float32)
-        h = self.scale * (w.astype(np.float32) @ vectors[cols])
-        return (h @ self.map if self.map is not None else h).astype(np.float32)
+        window = vectors[cols]
+        h = self.scale * (w.astype(np.float32) @ window)
+        h = h @ self.map if self.map is not None else h
+        if self.tower is not None:
+            h = h + self._tower(window)
+        return h.astype(np.float32)

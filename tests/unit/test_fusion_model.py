@@ -152,6 +152,12 @@ def test_training_resumes_from_checkpoint(tiny_graph, tmp_path, monkeypatch):
     again = FusionRecommender(_tiny_cfg(3), out_dir=str(tmp_path)).fit(data)
     assert any("resumed" in line and "after epoch 2" in line for line in logs)
     assert again.state_.epoch == 3 and [r["epoch"] for r in again.state_.history] == [1, 2, 3]
+    # a checkpoint of another config is not resumed into this one: a clear error naming what differs
+    other = _tiny_cfg(4)
+    other.user_tower, other.train.lr = "attention", 1e-3
+    with pytest.raises(ValueError, match=r"checkpoint\.pt was written by a training run with a different config "
+                                         r"\(train\.lr, user_tower differ\)"):
+        FusionRecommender(other, out_dir=str(tmp_path)).fit(data)
 
 
 def test_saved_model_reloads_with_identical_scores(tiny_graph, tmp_path, monkeypatch):
