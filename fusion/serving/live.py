@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from .results import UnknownIdError
+from ..sequence_tower import NumpyTower
 from .users import UserHistory
 
 __all__ = ["LiveUser", "LiveHistory", "UserGraph", "HistoryEncoder"]
@@ -199,7 +200,7 @@ class HistoryEncoder:
     """`FusionModel.history_vectors` for one history: the pooling in numpy (a record is then microseconds, not a
     torch call): h = history_scale * softmax(position_logits[-n:]) . F[last n items], then `history_map`
     (n <= history_len; uniform weights for history_order "set"); with `user_tower="attention"` plus the sequence
-    tower's term, one eval-mode torch call on the [1, n, d] window (about a millisecond)."""
+    tower's term, also in numpy (`fusion.sequence_tower.NumpyTower`)."""
 
     @torch.no_grad()
     def __init__(self, model) -> None:
@@ -209,16 +210,8 @@ class HistoryEncoder:
         self.logits = model.position_logits.detach().numpy().astype(np.float32)
         self.scale = np.float32(model.history_scale.item())
         self.map = None if model.history_map is None else model.history_map.weight.detach().numpy().T.copy()
-        self.tower = getattr(model, "tower", None)
-
-    @torch.no_grad()
-    def _tower(self, window: np.ndarray) -> np.ndarray:
-        was = self.tower.training
-        self.tower.eval()
-        seq = torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None]
-        out = self.tower(seq, torch.ones(seq.shape[:2], dtype=torch.bool))[0].numpy()
-        self.tower.train(was)
-        return out
+        tower = getattr(model, "tower", None)
+        self.tower = None if tower is None else NumpyTower(tower)
 
     def __call__(self, vectors: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """h [d] from product columns `cols` (oldest first) of fused vectors [n, d]."""
@@ -235,5 +228,5 @@ class HistoryEncoder:
         h = self.scale * (w.astype(np.float32) @ window)
         h = h @ self.map if self.map is not None else h
         if self.tower is not None:
-            h = h + self._tower(window)
+            h = h + self.tower(window)
         return h.astype(np.float32)

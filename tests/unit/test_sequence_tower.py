@@ -118,3 +118,21 @@ def test_new_users_and_recorded_events_go_through_the_tower(attention_model, tmp
     assert live["product_id"].tolist() == got["product_id"].tolist()
     np.testing.assert_allclose(live["score"], got["score"], rtol=1e-5)
     assert rec.explain("newbie", live["product_id"].iloc[0])
+
+
+@pytest.mark.parametrize("layers, n", [(1, 1), (2, 3), (2, 5), (3, 4)])
+def test_the_numpy_forward_equals_the_torch_one(layers, n):
+    from fusion.sequence_tower import NumpyTower
+    torch.manual_seed(layers * 10 + n)
+    t = SequenceTower(8, 5, TowerConfig(layers=layers, heads=2, dropout=0.3))
+    t.reset_parameters()
+    for p in t.parameters():  # away from the zero / identity start, so that every part counts
+        torch.nn.init.normal_(p, std=0.3)
+    t.eval()
+    seq = torch.randn(1, 5, 8)
+    mask = torch.zeros(1, 5, dtype=torch.bool)
+    mask[:, 5 - n:] = True
+    want = t(seq, mask)[0].detach().numpy()
+    got = NumpyTower(t)(seq[0, 5 - n:].numpy())
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert NumpyTower(t)(np.zeros((0, 8), np.float32)).tolist() == [0.0] * 8
