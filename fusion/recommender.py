@@ -210,14 +210,16 @@ class FusionRecommender(RankingModel):
         cold = cold_columns(data.user_items)
         with torch.no_grad():
             self.model_.eval()
-            fused = self.model_.item_vectors(self.model_.entity_embeddings(), self._text).numpy()
+            ent = self.model_.entity_embeddings()
+            items = self.model_.item_vectors(ent, self._text)
+        fused = items.numpy()
         if not len(cold):  # no cold product now: keep w for products added later, measure a on every product
             cold = np.arange(len(text), dtype=np.int64)
         t_mean, f_mean = text[cold].mean(axis=0), fused[cold].mean(axis=0)
         users = np.flatnonzero(np.diff(data.user_items.indptr) > 0)
         if len(users) > 2000:
             users = np.sort(np.random.default_rng(self.config.train.seed).choice(users, 2000, replace=False))
-        scores = score_users(self.model_, self._text, self._hist, users, cols=cold)
+        scores = score_users(self.model_, self._text, self._hist, users, cols=cold, embedded=(ent, items))
         tau = history_means(data.user_items[users], text) @ (text[cold] - t_mean).T
         self.cold_mix_ = ColdTextMix(float(w), score_spread(scores, tau), f_mean.astype(np.float32),
                                      t_mean.astype(np.float32), self.cold_mix_valid_)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.special import erf
 from torch import nn
 
 __all__ = ["TowerConfig", "SequenceTower", "NumpyTower"]
@@ -132,11 +133,6 @@ class NumpyTower:
             att = (s / s.sum(-1, keepdims=True)) @ v                                        # [H, m, dh]
             x = x + att.transpose(1, 0, 2).reshape(len(x), d) @ b["w_o"] + b["b_o"]
             f = self._ln(x, b["ln2"]) @ b["w1"] + b["b1"]
-            f = 0.5 * f * (1.0 + _erf(f / np.sqrt(2.0)))                                    # exact GELU
+            f = 0.5 * f * (1.0 + erf(f / np.sqrt(2.0)))                                    # exact GELU
             x = x + f @ b["w2"] + b["b2"]
         return (self._ln(x[-1], self.norm) @ self.out).astype(np.float32)
-
-
-def _erf(x: np.ndarray) -> np.ndarray:
-    from scipy.special import erf
-    return erf(x)

@@ -38,12 +38,18 @@ class TrainState:
 
 @torch.no_grad()
 def score_users(model: FusionModel, text: torch.Tensor | None, hist: Histories, users: np.ndarray,
-                batch: int = 2048, cols: np.ndarray | None = None) -> np.ndarray:
-    """Scores [len(users), n_items] (or only the item columns `cols`) with each user's full history (eval mode)."""
+                batch: int = 2048, cols: np.ndarray | None = None,
+                embedded: tuple[torch.Tensor, torch.Tensor] | None = None) -> np.ndarray:
+    """Scores [len(users), n_items] (or only the item columns `cols`) with each user's full history (eval mode);
+    `embedded` = (entity embeddings, fused item vectors) the caller already computed in eval mode, so that the
+    graph is not propagated again."""
     was = model.training
     model.eval()
-    ent = model.entity_embeddings()
-    items = model.item_vectors(ent, text)
+    if embedded is None:
+        ent = model.entity_embeddings()
+        items = model.item_vectors(ent, text)
+    else:
+        ent, items = embedded
     targets = items if cols is None else items[torch.as_tensor(cols, dtype=torch.long)]
     out = []
     for s in range(0, len(users), batch):
