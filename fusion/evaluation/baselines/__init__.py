@@ -89,6 +89,9 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "gds_fastrp": {"user_vector": "node"},  # beauty validation (--tune gds_fastrp); scientific: history_mean
         # beauty validation (random holdout, file split): best epoch 14 of 22 (stopped), NDCG@10 0.0240; 31 s/epoch
         "sasrec": {"epochs": 14},
+        # beauty validation (scripts/validation_curve.py --model sasrec_text --set epochs 40): best epoch 20 of 28
+        # (stopped), NDCG@10 0.0290; 161 s/epoch with two other jobs on the two cores, peak RSS 1.59 GiB
+        "sasrec_text": {"epochs": 20},
     },
 }
 
