@@ -81,8 +81,8 @@ def dataset_name(store: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import kg
-    from fusion.evaluation import (make_split, markdown_table, plot_results, results_json, run_baselines,
-                                   run_fusion, write_json)
+    from fusion.evaluation import (check_model_dir, make_split, markdown_table, plot_results, results_json,
+                                   run_baselines, run_fusion, write_json)
 
     store = Path(args.store)
     if not kg.EmbeddedStore(store).exists():
@@ -101,25 +101,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dropped {split.info['test_users_unknown']:,} test users unknown to the store "
               f"({split.info['test_rows_unknown_user']:,} rows)", file=sys.stderr)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    results = run_baselines(graph, split, args.names, dataset=dataset, do_tune=args.tune_names, seed=args.seed,
-                            cache_dir=str(store / "text_cache"), log=log)
+    if args.model and args.fusion_names:  # before the baselines: a wrong model must not cost a long run
+        try:
+            check_model_dir(args.model, split, args.seed)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    # a model that raises is reported and the others still run; the JSON is rewritten after each finished
+    # row, so that a long run killed half-way keeps what it measured
+    done: list = []
+    failures: list = []
+
+    def summary(final: bool) -> dict:
+        extra = {"split_info": {**split.info, "train": len(split.train), "valid": len(split.valid),
+                                "test": len(split.test), "test_users": int(split.test["src"].nunique())},
+                 "seed": args.seed, "tuned": args.tune_names, "total_seconds": round(time.perf_counter() - t0, 1),
+                 "complete": final and not failures,
+                 "failed": {f.name: {"error": f.error, "seconds": round(f.seconds, 1)} for f in failures}}
+        return results_json(done, dataset, args.split, extra)
+
+    def finished(res) -> None:
+        done.append(res)
+        if args.json:
+            write_json(summary(False), args.json)
+
+    run_baselines(graph, split, args.names, dataset=dataset, do_tune=args.tune_names, seed=args.seed,
+                  cache_dir=str(store / "text_cache"), log=log, failures=failures, on_result=finished)
     if args.fusion_names:
-        results += run_fusion(graph, split, args.fusion_names, model_dir=args.model, seed=args.seed,
-                              cache_dir=str(store / "text_cache"), log=log)
+        run_fusion(graph, split, args.fusion_names, model_dir=args.model, seed=args.seed,
+                   cache_dir=str(store / "text_cache"), log=log, failures=failures, on_result=finished)
+    results = done
+    for f in failures:
+        print(f"error: {f.name} failed after {f.seconds:.1f}s: {f.error}", file=sys.stderr)
     if not results:
         print("error: nothing was evaluated", file=sys.stderr)
         return 1
     print(f"\n### {dataset} ({args.split} split)\n")
     print(markdown_table(results))
-    extra = {"split_info": {**split.info, "train": len(split.train), "valid": len(split.valid),
-                            "test": len(split.test), "test_users": int(split.test["src"].nunique())},
-             "seed": args.seed, "tuned": args.tune_names, "total_seconds": round(time.perf_counter() - t0, 1)}
     if args.json:
-        write_json(results_json(results, dataset, args.split, extra), args.json)
+        write_json(summary(True), args.json)
         print(f"wrote {args.json}", file=sys.stderr)
     if args.plot:
         plot_results(results, args.plot, title=f"{dataset} ({args.split})")
         print(f"wrote {args.plot}", file=sys.stderr)
+    if failures:
+        print(f"error: {len(failures)} of {len(results) + len(failures)} models failed "
+              f"({', '.join(f.name for f in failures)}); the others' rows are above", file=sys.stderr)
+        return 1
     return 0
 
 
