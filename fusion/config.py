@@ -154,6 +154,9 @@ class FusionConfig:
         relations: relation types the graph encoder propagates over (None = all).
         external_products: keep products outside the catalog (ends of also_bought etc.) in the propagation graph;
             False drops them and their edges (much less message passing on catalogs with many of them).
+        external_links: with `external_products=False`, tie each catalog product to the k catalog products
+            that share the most outside products with it, per product relation (0 = none): the dropped
+            products' two-hop signal at k edges per product (`fusion.features.shared_external_links`).
     """
 
     gnn: GNNConfig = field(default_factory=GNNConfig)
@@ -174,8 +177,13 @@ class FusionConfig:
     encoder: str | None = None
     relations: list[str] | None = None
     external_products: bool = True
+    external_links: int = 0
 
     def __post_init__(self) -> None:
+        if self.external_links < 0 or (self.external_links and self.external_products):
+            raise ValueError(f"external_links must be 0, or k > 0 with external_products false (it replaces the "
+                             f"outside products by direct links), got {self.external_links} with "
+                             f"external_products {self.external_products}")
         if self.history_order not in HISTORY_ORDERS:
             raise ValueError(f"history_order must be one of {', '.join(HISTORY_ORDERS)}, got {self.history_order!r}")
         if self.user_tower not in USER_TOWERS:

@@ -113,13 +113,15 @@ class FusionRecommender(RankingModel):
 
     def _build(self, data: TrainData) -> FusionModel:
         text = self._text_for(data)
-        inputs = build_inputs(data.graph, data.items, self.config.relations, self.config.external_products)
+        inputs = build_inputs(data.graph, data.items, self.config.relations, self.config.external_products,
+                              self.config.external_links)
         dim = text.shape[1] if text is not None else 384
         return FusionModel(self.config, inputs.index, inputs.item_entity, text_dim=dim)
 
     def bind(self, data: TrainData) -> "FusionRecommender":
         """Point a trained model at `data`'s graph (message passing) and histories (user vectors)."""
-        inputs = build_inputs(data.graph, data.items, self.config.relations, self.config.external_products)
+        inputs = build_inputs(data.graph, data.items, self.config.relations, self.config.external_products,
+                              self.config.external_links)
         if self.model_ is None:
             raise RuntimeError("bind() needs a trained or loaded model: call fit() or load() first")
         if inputs.index.total != self.model_.gnn.index.total:
