@@ -97,9 +97,10 @@ def score_spread(scores: np.ndarray, tau: np.ndarray) -> float:
 
 def choose_cold_mix(scores: np.ndarray, user_items: sp.csr_matrix, users: np.ndarray, valid_cold: sp.csr_matrix,
                     cols: np.ndarray, text: np.ndarray, text_mean: np.ndarray, weights: Sequence[float],
-                    log: Callable[[str], None] | None = None) -> tuple[float, float, list[dict]]:
+                    log: Callable[[str], None] | None = None, graph: np.ndarray | None = None,
+                    graph_weights: Sequence[float] = (0.0,)) -> tuple[float, float, list[dict]]:
     """(w, a, rows) by validation NDCG@10 over the validation cold products `cols` (ranked among themselves,
-    as the test's cold slice is).
+    as the test's cold slice is); each row also holds its `graph_weight` v (the best row's is the choice).
 
     Args:
         scores: float32 [len(users), len(cols)] the network's scores of `users` for `cols`.
@@ -107,6 +108,9 @@ def choose_cold_mix(scores: np.ndarray, user_items: sp.csr_matrix, users: np.nda
         valid_cold: the validation cold rows [num_users, num_items].
         text: unit text vectors [num_items, text_dim]; text_mean: t_bar over the tuning graph's cold products.
         weights: candidates; ties go to the first (list 0 first: the network alone unless text helps).
+        graph: optional float32 [len(users), len(cols)] cold graph term (`fusion.cold_graph`) of these users and
+            products; each v of `graph_weights` adds v * c * graph to every mix, c = `score_spread(scores,
+            graph)` (list 0 first: without the term unless it helps).
     """
     profiles = history_means(user_items[users], text)
     tau = profiles @ (text[cols] - text_mean).T
@@ -114,12 +118,18 @@ def choose_cold_mix(scores: np.ndarray, user_items: sp.csr_matrix, users: np.nda
     rel = valid_cold[users]
     k = min(10, len(cols))
     rows = []
-    for w in weights:
-        mix = ColdTextMix(float(w), a, np.zeros(0, np.float32), text_mean.astype(np.float32))
-        s = mix.mix(scores, scores.mean(axis=1), profiles, text[cols])
-        top = cols[top_k(s, k)]
-        rows.append({"weight": float(w), "valid_cold_ndcg@10": ndcg_at_k(top, rel, k)})
-        if log is not None:
-            log(f"  cold mix w={w:g}: validation cold NDCG@10 {rows[-1]['valid_cold_ndcg@10']:.4f}")
+    vs = [0.0] if graph is None else [float(v) for v in graph_weights]
+    c = 0.0 if graph is None else score_spread(scores, graph)
+    for v in vs:
+        for w in weights:
+            mix = ColdTextMix(float(w), a, np.zeros(0, np.float32), text_mean.astype(np.float32))
+            s = mix.mix(scores, scores.mean(axis=1), profiles, text[cols])
+            if v:
+                s = s + np.float32(v * c) * graph
+            top = cols[top_k(s, k)]
+            rows.append({"weight": float(w), "graph_weight": v, "valid_cold_ndcg@10": ndcg_at_k(top, rel, k)})
+            if log is not None:
+                log(f"  cold mix w={w:g}" + (f" graph v={v:g}" if graph is not None else "")
+                    + f": validation cold NDCG@10 {rows[-1]['valid_cold_ndcg@10']:.4f}")
     best = max(range(len(rows)), key=lambda i: (rows[i]["valid_cold_ndcg@10"], -i))
     return rows[best]["weight"], a, rows

@@ -116,11 +116,20 @@ class ColdMixConfig:
         weights: mixing weights w tried on the validation cold products (0 = the network alone, 1 = the
             text-only order among cold products: both always compete).
         weight: used when training has no validation cold products.
+        graph_weights: weights v of the cold products' graph term (`fusion.cold_graph`: how their product
+            relations reach the user's history) tried with each w (0 = none; all 0 turns the term off).
+        graph_weight: v used when training has no validation cold products.
+        graph_hop2: b, the weight of the two-hop paths (K + b K^2).
+        graph_top_k: entries kept per cold product's column of the term.
     """
 
     enabled: bool = True
     weights: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
     weight: float = 0.0
+    graph_weights: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 4.0])
+    graph_weight: float = 0.0
+    graph_hop2: float = 3.0
+    graph_top_k: int = 500
 
 
 @dataclass

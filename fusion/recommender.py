@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .cold_graph import COLD_GRAPH_FILE, ColdGraphTerm, cold_graph_weights, combined_head, product_adjacency
 from .cold_mix import MIX_FILE, ColdTextMix, choose_cold_mix, cold_columns, score_spread
 from .config import FusionConfig
 from .data import Histories, TrainData, build_histories, build_path_sampler
@@ -73,6 +74,8 @@ class FusionRecommender(RankingModel):
         self.cold_mix_choice_: float | None = None
         self.cold_mix_tuning_: list[dict] = []
         self.cold_mix_valid_: float | None = None
+        self.cold_graph_: ColdGraphTerm | None = None  # the cold products' graph term (`fusion.cold_graph`)
+        self.cold_graph_choice_: float = 0.0
         self._unit_text: np.ndarray | None = None
         self._cold_cols: np.ndarray | None = None
         self.network_seconds_ = 0.0
@@ -101,7 +104,13 @@ class FusionRecommender(RankingModel):
         rec.config = copy.deepcopy(self.config)
         rec.config.cold_mix.enabled = False
         rec.name, rec.cold_mix_, rec.cold_mix_valid_, rec._pretrained = name, None, None, True
+        rec.cold_graph_, rec.cold_graph_choice_ = None, 0.0
         return rec
+
+    def scoring_head(self):
+        """The sparse term added to the network's scores (`fusion.item_item.ItemItemHead`, or None): the
+        item-item term's columns plus the cold products' graph term's (`fusion.cold_graph.combined_head`)."""
+        return combined_head(self.item_item_, self.cold_graph_)
 
     def _text_for(self, data: TrainData) -> torch.Tensor | None:
         if not self.config.use_text:
@@ -182,9 +191,10 @@ class FusionRecommender(RankingModel):
         """The cold mix weight w by NDCG@10 on `data`'s validation cold products (`fusion.cold_mix`)."""
         mc = self.config.cold_mix
         self.cold_mix_choice_, self.cold_mix_tuning_, self.cold_mix_valid_ = None, [], None
+        self.cold_graph_choice_ = 0.0
         if not mc.enabled or self._text is None:
             return
-        self.cold_mix_choice_ = float(mc.weight)
+        self.cold_mix_choice_, self.cold_graph_choice_ = float(mc.weight), float(mc.graph_weight)
         if data.valid_cold is None or data.valid_cold.nnz == 0:
             return
         cols = np.flatnonzero(np.asarray(data.valid_cold.getnnz(axis=0)).ravel() > 0).astype(np.int64)
@@ -192,19 +202,37 @@ class FusionRecommender(RankingModel):
         text = self._unit_text_vectors()
         cold = cold_columns(data.user_items)
         scores = score_users(self.model_, self._text, self._hist, users, cols=cols)
+        graph = self._cold_graph_matrix(data, cols)
+        graph = None if graph is None else (data.user_items[users] @ graph[:, cols]).toarray().astype(np.float32)
         w, _, rows = choose_cold_mix(scores, data.user_items, users, data.valid_cold, cols, text,
-                                     text[cold].mean(axis=0), mc.weights, log=self._log)
-        self.cold_mix_choice_, self.cold_mix_tuning_ = w, rows
-        self.cold_mix_valid_ = max(r["valid_cold_ndcg@10"] for r in rows)
-        net = next((r["valid_cold_ndcg@10"] for r in rows if r["weight"] == 0), None)
-        txt = next((r["valid_cold_ndcg@10"] for r in rows if r["weight"] == 1), None)
-        self._log(f"cold mix: w={w:g}, validation cold NDCG@10 {self.cold_mix_valid_:.4f} on {len(cols):,} products "
+                                     text[cold].mean(axis=0), mc.weights, log=self._log, graph=graph,
+                                     graph_weights=mc.graph_weights)
+        best = max(range(len(rows)), key=lambda i: (rows[i]["valid_cold_ndcg@10"], -i))
+        self.cold_mix_choice_, self.cold_graph_choice_ = w, rows[best]["graph_weight"]
+        self.cold_mix_tuning_ = rows
+        self.cold_mix_valid_ = rows[best]["valid_cold_ndcg@10"]
+        net = next((r["valid_cold_ndcg@10"] for r in rows if r["weight"] == 0 and not r["graph_weight"]), None)
+        txt = next((r["valid_cold_ndcg@10"] for r in rows if r["weight"] == 1 and not r["graph_weight"]), None)
+        self._log(f"cold mix: w={w:g}" + (f", graph v={self.cold_graph_choice_:g}" if graph is not None else "")
+                  + f", validation cold NDCG@10 {self.cold_mix_valid_:.4f} on {len(cols):,} products "
                   f"(network alone {net if net is None else round(net, 4)}, text order "
                   f"{txt if txt is None else round(txt, 4)})")
 
+    def _cold_graph_matrix(self, data: TrainData, cold: np.ndarray) -> sp.csr_matrix | None:
+        """G of `fusion.cold_graph` for the columns `cold` on `data`'s graph; None when the catalog has no
+        product relations reaching them (or the term is off: `cold_mix.graph_weights` all 0)."""
+        mc = self.config.cold_mix
+        if not len(cold) or not any(mc.graph_weights):
+            return None
+        adj = product_adjacency(data.graph, data.column_of, data.num_items, self.config.external_links)
+        g = cold_graph_weights(adj, cold, mc.graph_hop2, mc.graph_top_k)
+        return g if g.nnz else None
+
     def _fit_cold_mix(self, data: TrainData) -> None:
-        """F_bar, t_bar and a on `data` (the bound training rows) for the chosen w (none when w = 0)."""
+        """F_bar, t_bar and a on `data` (the bound training rows) for the chosen w (none when w = 0), then the
+        cold graph term for the chosen v."""
         self.cold_mix_ = None
+        self._fit_cold_graph(data)
         w = self.cold_mix_choice_
         if not w or self._text is None:
             return
@@ -225,6 +253,24 @@ class FusionRecommender(RankingModel):
         tau = history_means(data.user_items[users], text) @ (text[cold] - t_mean).T
         self.cold_mix_ = ColdTextMix(float(w), score_spread(scores, tau), f_mean.astype(np.float32),
                                      t_mean.astype(np.float32), self.cold_mix_valid_)
+
+    def _fit_cold_graph(self, data: TrainData) -> None:
+        """G on `data`'s graph for its cold products and gamma = v * the network's cold-score spread over G's."""
+        self.cold_graph_ = None
+        v = self.cold_graph_choice_
+        if not v or self._text is None or not self.config.cold_mix.enabled:
+            return
+        cold = cold_columns(data.user_items)
+        g = self._cold_graph_matrix(data, cold)
+        if g is None:
+            return
+        users = np.flatnonzero(np.diff(data.user_items.indptr) > 0)
+        if len(users) > 2000:
+            users = np.sort(np.random.default_rng(self.config.train.seed).choice(users, 2000, replace=False))
+        scores = score_users(self.model_, self._text, self._hist, users, cols=cold)
+        term = (data.user_items[users] @ g[:, cold]).toarray()
+        self.cold_graph_ = ColdGraphTerm(g, float(v) * score_spread(scores, term), float(v),
+                                         float(self.config.cold_mix.graph_hop2))
 
     def _choose_item_item(self, data: TrainData) -> None:
         """(reg, weight) of the item-item term by validation NDCG@10 of the trained network plus the term."""
@@ -344,6 +390,8 @@ class FusionRecommender(RankingModel):
         saved_mix = ColdTextMix.load(d)
         rec.cold_mix_choice_ = None if saved_mix is None or not cfg.cold_mix.enabled else saved_mix.weight
         rec.cold_mix_valid_ = None if saved_mix is None else saved_mix.valid_ndcg
+        saved_graph = ColdGraphTerm.load(d)
+        rec.cold_graph_choice_ = 0.0 if saved_graph is None or not cfg.cold_mix.enabled else saved_graph.weight
         rec._fit_cold_mix(data)
         warm_epochs = rec.state_.epoch
         if data.valid is None:
@@ -376,6 +424,11 @@ class FusionRecommender(RankingModel):
             self.cold_mix_.save(d)
         elif (d / MIX_FILE).exists():
             (d / MIX_FILE).unlink()
+        if self.cold_graph_ is not None:
+            self.cold_graph_.save(d)
+        elif (d / COLD_GRAPH_FILE).exists():
+            (d / COLD_GRAPH_FILE).unlink()
+        cg = self.cold_graph_
         mix = self.cold_mix_
         head = self.item_item_
         meta = {"name": self.name, "best_epoch": self.best_epoch_,
@@ -383,6 +436,8 @@ class FusionRecommender(RankingModel):
                 "item_item": None if head is None else {"reg": head.reg, "weight": head.weight, "gamma": head.gamma,
                                                         "valid_ndcg@10": self.item_item_valid_},
                 "cold_mix": {"weight": 0.0 if mix is None else mix.weight, "scale": None if mix is None else mix.scale,
+                             "graph_weight": 0.0 if cg is None else cg.weight,
+                             "graph_gamma": None if cg is None else cg.gamma,
                              "valid_cold_ndcg@10": self.cold_mix_valid_, "tuning": self.cold_mix_tuning_},
                 # a resumed run's own wall time misses the epochs before the kill: count those too
                 "train_seconds": round(max(getattr(self, "fit_seconds_", 0.0),
@@ -425,6 +480,10 @@ class FusionRecommender(RankingModel):
         if rec.config.cold_mix.enabled and rec._text is not None:
             rec.cold_mix_ = ColdTextMix.load(d)
             rec.cold_mix_valid_ = None if rec.cold_mix_ is None else rec.cold_mix_.valid_ndcg
+            rec.cold_graph_ = ColdGraphTerm.load(d)
+            if rec.cold_graph_ is not None and rec.cold_graph_.num_items != len(ids):
+                raise ValueError(f"{d / COLD_GRAPH_FILE} covers {rec.cold_graph_.num_items} products, the model "
+                                 f"{len(ids)}")
         return rec
 
     def score(self, user_idx: np.ndarray) -> np.ndarray:
@@ -432,8 +491,6 @@ class FusionRecommender(RankingModel):
             raise RuntimeError("call fit() first")
         user_idx = np.asarray(user_idx, dtype=np.int64)
         scores = score_users(self.model_, self._text, self._hist, user_idx)
-        if self.item_item_ is not None:
-            scores += self.item_item_.scores(self._user_items[user_idx])
         mix = self.cold_mix_
         if mix is not None:
             if self._cold_cols is None:
@@ -444,4 +501,7 @@ class FusionRecommender(RankingModel):
                 block = scores[:, c]
                 scores[:, c] = mix.mix(block, block.mean(axis=1), history_means(self._user_items[user_idx], text),
                                        text[c])
+        head = self.scoring_head()  # after the mix, as the query API adds it to the mixed rows' dot products
+        if head is not None:
+            scores += head.scores(self._user_items[user_idx])
         return scores

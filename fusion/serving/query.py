@@ -49,6 +49,7 @@ import pandas as pd
 import torch
 
 from ..data import TrainData
+from ..cold_graph import COLD_GRAPH_FILE
 from ..item_item import HEAD_FILE, ItemItemHead
 from ..cold_mix import MIX_FILE, cold_columns, mixed_rows
 from ..recommender import FusionRecommender
@@ -269,6 +270,8 @@ class Recommender:
         digest = hashlib.sha256((d / "model.pt").read_bytes())
         if fr.item_item_ is not None:  # the term changes the rankings: it is part of the version
             digest.update((d / HEAD_FILE).read_bytes())
+        if fr.cold_graph_ is not None:  # so does the cold products' graph term
+            digest.update((d / COLD_GRAPH_FILE).read_bytes())
         if mix is not None:
             digest.update((d / MIX_FILE).read_bytes())
         version = digest.hexdigest()[:12]
@@ -276,7 +279,7 @@ class Recommender:
                   neighbourhood=GraphNeighbourhood.from_encoder(model.gnn, layers),
                   item_entity=model.item_entity.numpy(), scales=scales, model_version=version,
                   text_encoder=text_encoder, search_blend=search_blend, on_unknown=on_unknown,
-                  index_factory=factory, item_item=fr.item_item_, cold_mix=mix,
+                  index_factory=factory, item_item=fr.scoring_head(), cold_mix=mix,
                   user_graph=_user_graph(model, layers, entities, bound, data.column_of, model_user), event_log=log)
         if log is not None:
             rec._replay(graph)

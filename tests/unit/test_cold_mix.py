@@ -128,9 +128,15 @@ def test_validation_cold_products_are_out_of_tuning_and_back_in_the_final_fit(gr
     assert plain.valid_cold is None and "valid_cold" in s.summary()
 
 
-def _train_with_mix(root, weight: float):
+GRAPH_RELATIONS = pd.DataFrame({"product_id": ["A9", "A9", "B9", "A0"],
+                                "relation": ["also_bought", "also_bought", "also_viewed", "also_bought"],
+                                "other_id": ["A1", "A2", "B3", "A1"]})
+
+
+def _train_with_mix(root, weight: float, graph_weight: float = 0.0):
     """The query fixtures' two-shop catalog with A9 and B9 stripped of their interactions (cold, like C0),
-    trained with cold mix weight `weight` (no validation: the configured weight is used)."""
+    trained with cold mix weight `weight` (no validation: the configured weight is used); with
+    `graph_weight`, A9 and B9 have product relations and the cold graph term gets that weight v."""
     import torch
 
     import fusion.recommender as rec_mod
@@ -145,13 +151,17 @@ def _train_with_mix(root, weight: float):
     products().to_csv(p, index=False)
     inter = interactions()
     inter[~inter["product_id"].isin(["A9", "B9"])].to_csv(i, index=False)
+    r = None
+    if graph_weight:
+        r = root / "relations.csv"
+        GRAPH_RELATIONS.to_csv(r, index=False)
     graph = KnowledgeGraph()
-    merge_files(graph, p, i, show_progress=False)
+    merge_files(graph, p, i, r, show_progress=False)
     EmbeddedStore(root / "store").write(graph)
     enc = HashEncoder()
     cfg = FusionConfig()
     cfg.gnn.dim, cfg.train.epochs, cfg.train.batch_size, cfg.history_len = 16, 6, 64, 5
-    cfg.cold_mix.weight = weight
+    cfg.cold_mix.weight, cfg.cold_mix.graph_weight = weight, graph_weight
     torch.manual_seed(0)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(rec_mod, "text_embeddings", lambda g, items, *a, **k: enc.encode_texts(
@@ -161,14 +171,18 @@ def _train_with_mix(root, weight: float):
     return fr, graph, enc
 
 
-@pytest.mark.parametrize("index", ["exact", "faiss"])
-def test_the_query_api_ranks_cold_products_as_the_evaluated_model_scores_them(tmp_path, index):
+@pytest.mark.parametrize("index,graph_weight", [("exact", 0.0), ("faiss", 0.0), ("exact", 2.0), ("faiss", 2.0)])
+def test_the_query_api_ranks_cold_products_as_the_evaluated_model_scores_them(tmp_path, index, graph_weight):
     if index == "faiss":
         pytest.importorskip("faiss")
     from fusion import Recommender
 
-    fr, graph, enc = _train_with_mix(tmp_path, 0.6)
+    fr, graph, enc = _train_with_mix(tmp_path, 0.6, graph_weight)
     assert fr.cold_mix_ is not None and fr.cold_mix_.weight == 0.6
+    assert (fr.cold_graph_ is not None) == bool(graph_weight)
+    if graph_weight:  # A9 and B9 have relations (C0 none): their columns of the term, and only theirs
+        cols = set(np.flatnonzero(fr.cold_graph_.weights.getnnz(axis=0)).tolist())
+        assert {fr._item_ids[c] for c in cols} == {"A9", "B9"} and fr.cold_graph_.gamma > 0
     rec = Recommender.load(tmp_path / "model", index=index, text_encoder=enc, event_log=None)
     ids = fr._item_ids
     cold = {"A9", "B9", "C0"}

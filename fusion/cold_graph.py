@@ -1,0 +1,133 @@
+"""The cold products' graph term: a cold product (no interaction in the bound graph) is also scored by how its
+product-product relations (also_bought, also_viewed, bought_together) reach the user's history,
+
+    g_ui = sum_{h in H_u} (K + b K^2)[h, i]                       for cold i (0 for warm products)
+
+K = D^-1/2 A D^-1/2, A the binary, symmetric union of the product relations among catalog products (with
+`FusionConfig.external_links`, also the links through products outside the catalog). This is what FastRP's
+propagation gives a cold product (it reaches warm ones two hops out), exact and sparse; the network only sees
+those neighbours through pooled embeddings. Its weight v (relative to the spread of the network's cold scores,
+as the item-item term's is) is chosen with the text mix's w on the validation cold products
+(`fusion.cold_mix.choose_cold_mix`; v = 0, no term, always competes), and it is served as extra columns of
+the item-item term (`combined_head`), which top-k retrieval already keeps exact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from kg.graph import KnowledgeGraph
+from kg.schema import PRODUCT_RELATIONS
+
+from .item_item import ItemItemHead
+
+__all__ = ["COLD_GRAPH_FILE", "ColdGraphTerm", "product_adjacency", "cold_graph_weights", "combined_head"]
+
+COLD_GRAPH_FILE = "cold_graph.npz"
+
+
+def product_adjacency(graph: KnowledgeGraph, column_of: np.ndarray, num_items: int, external_links: int = 0
+                      ) -> sp.csr_matrix:
+    """K [num_items, num_items] float32 CSR: D^-1/2 A D^-1/2 over the product-product relations between item
+    columns (`column_of`: product index -> column, -1 outside), A binary and symmetric, no self loops; with
+    `external_links` = k > 0, A also holds each relation's `fusion.features.shared_external_links`."""
+    from .features import shared_external_links
+
+    rows, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for rel in PRODUCT_RELATIONS:
+        e = graph.edges.get(rel)
+        if e is None or not len(e):
+            continue
+        src, dst = e["src"].to_numpy(), e["dst"].to_numpy()
+        pairs = [(src, dst)]
+        if external_links > 0:
+            links = shared_external_links(src, dst, graph.catalog_mask, external_links)
+            pairs.append((links[0], links[1]))
+        for s, t in pairs:
+            a, b = column_of[s], column_of[t]
+            ok = (a >= 0) & (b >= 0) & (a != b)
+            rows += [a[ok], b[ok]]
+            cols += [b[ok], a[ok]]
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    adj = sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(num_items, num_items))
+    adj.data[:] = 1.0  # repeated pairs (two relations, both directions given) count once
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+    inv = sp.diags((1.0 / np.sqrt(np.maximum(deg, 1.0))).astype(np.float32))
+    return (inv @ adj @ inv).tocsr().astype(np.float32)
+
+
+def cold_graph_weights(adj: sp.csr_matrix, cold: np.ndarray, hop2: float = 3.0, top_k: int = 500
+                       ) -> sp.csr_matrix:
+    """G [n, n] float32 CSR, nonzero only in the columns `cold`: (K + hop2 * K^2)[:, cold] with each column
+    pruned to its `top_k` largest entries (rows: the products a user has, columns: the cold products scored);
+    the diagonal is zero (a product never speaks for itself)."""
+    n = adj.shape[0]
+    cold = np.asarray(cold, dtype=np.int64)
+    if not len(cold) or adj.nnz == 0:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    k1 = adj[:, cold].tocsc()
+    m = (k1 + np.float32(hop2) * (adj @ k1)).tocsc().astype(np.float32)
+    data, indices, indptr = [], [], [0]
+    for j in range(m.shape[1]):
+        lo, hi = m.indptr[j], m.indptr[j + 1]
+        r, v = m.indices[lo:hi], m.data[lo:hi]
+        keep = (r != cold[j]) & (v > 0)
+        r, v = r[keep], v[keep]
+        if len(v) > top_k:  # the top_k largest; ties by the smaller row, so the result is deterministic
+            order = np.lexsort((r, -v))[:top_k]
+            r, v = r[order], v[order]
+        data.append(v)
+        indices.append(r)
+        indptr.append(indptr[-1] + len(r))
+    sub = sp.csc_matrix((np.concatenate(data), np.concatenate(indices), np.asarray(indptr)),
+                        shape=(n, len(cold))).tocoo()
+    return sp.csr_matrix((sub.data, (sub.row, cold[sub.col])), shape=(n, n), dtype=np.float32)
+
+
+@dataclass
+class ColdGraphTerm:
+    """The fitted term `gamma * (x_u @ weights)` (weights from `cold_graph_weights`; `weight` is the relative v
+    chosen on validation, gamma = v times the network's cold-score spread over the term's)."""
+
+    weights: sp.csr_matrix
+    gamma: float
+    weight: float
+    hop2: float
+
+    @property
+    def num_items(self) -> int:
+        return self.weights.shape[0]
+
+    def scores(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """float32 [B, n_items] = gamma * X G for binary user rows X [B, n_items]."""
+        return (np.float32(self.gamma) * (user_items @ self.weights).toarray()).astype(np.float32)
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / COLD_GRAPH_FILE
+        w = self.weights.tocsr()
+        np.savez_compressed(path, data=w.data, indices=w.indices, indptr=w.indptr, shape=np.array(w.shape),
+                            gamma=self.gamma, weight=self.weight, hop2=self.hop2)
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "ColdGraphTerm | None":
+        path = Path(directory) / COLD_GRAPH_FILE
+        if not path.exists():
+            return None
+        z = np.load(path)
+        w = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(int(s) for s in z["shape"]))
+        return cls(w, float(z["gamma"]), float(z["weight"]), float(z["hop2"]))
+
+
+def combined_head(item_item: ItemItemHead | None, cold: ColdGraphTerm | None) -> ItemItemHead | None:
+    """One sparse term for scoring and serving: the item-item term's columns (products with interactions) plus
+    the cold graph term's (products without), which never overlap; None when neither is there."""
+    if cold is None or cold.gamma == 0 or cold.weights.nnz == 0:
+        return item_item
+    if item_item is None or item_item.gamma == 0:
+        return ItemItemHead(cold.weights.tocsr(), cold.gamma, 0.0, 0.0)
+    w = (item_item.weights + cold.weights * np.float32(cold.gamma / item_item.gamma)).tocsr().astype(np.float32)
+    return ItemItemHead(w, item_item.gamma, item_item.reg, item_item.weight)
