@@ -11,7 +11,8 @@ vector, and a = std of the network's cold-score deviations / std of the text one
 alike. w comes from `ColdMixConfig.weights` by NDCG@10 on the validation cold products (products the tuning
 graph never saw, `fusion.evaluation.splits`): w = 0 is the network alone and w = 1 the text-only order among
 cold products, so the choice is never below either on validation. Each user's mean score over the cold
-products stays m_u, so how cold products compete with warm ones hardly moves.
+products stays m_u, so how cold products compete with warm ones hardly moves. The cold products' graph term
+(`fusion.cold_graph`) is chosen here too: each candidate v adds v c g_ui to every mix.
 """
 from __future__ import annotations
 
