@@ -121,15 +121,19 @@ class ColdMixConfig:
         graph_weight: v used when training has no validation cold products.
         graph_hop2: b, the weight of the two-hop paths (K + b K^2).
         graph_top_k: entries kept per cold product's column of the term.
+        graph_warm_tolerance: a v > 0 is only chosen where the warm validation NDCG@10 (whole catalog, the
+            term on every cold product) stays within this share of v = 0's: the term lifts cold products into
+            every ranking, and must not buy the cold slice with the warm one.
     """
 
     enabled: bool = True
     weights: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
     weight: float = 0.0
-    graph_weights: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 4.0])
+    graph_weights: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.25, 0.5, 1.0, 2.0])
     graph_weight: float = 0.0
     graph_hop2: float = 3.0
     graph_top_k: int = 500
+    graph_warm_tolerance: float = 0.005
 
 
 @dataclass

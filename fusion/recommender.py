@@ -207,7 +207,16 @@ class FusionRecommender(RankingModel):
         w, _, rows = choose_cold_mix(scores, data.user_items, users, data.valid_cold, cols, text,
                                      text[cold].mean(axis=0), mc.weights, log=self._log, graph=graph,
                                      graph_weights=mc.graph_weights)
-        best = max(range(len(rows)), key=lambda i: (rows[i]["valid_cold_ndcg@10"], -i))
+        if graph is not None:  # the term lifts cold products into the full ranking: what does it cost there?
+            warm = self._warm_cost(data, sorted({r["graph_weight"] for r in rows}))
+            base = warm.get(0.0)
+            for r in rows:
+                r["valid_ndcg@10"] = warm.get(r["graph_weight"])
+                r["warm_ok"] = base is None or r["valid_ndcg@10"] is None or \
+                    r["valid_ndcg@10"] >= (1 - mc.graph_warm_tolerance) * base
+        ok = [i for i, r in enumerate(rows) if r.get("warm_ok", True)]
+        best = max(ok, key=lambda i: (rows[i]["valid_cold_ndcg@10"], -i))
+        w = rows[best]["weight"]
         self.cold_mix_choice_, self.cold_graph_choice_ = w, rows[best]["graph_weight"]
         self.cold_mix_tuning_ = rows
         self.cold_mix_valid_ = rows[best]["valid_cold_ndcg@10"]
@@ -217,6 +226,37 @@ class FusionRecommender(RankingModel):
                   + f", validation cold NDCG@10 {self.cold_mix_valid_:.4f} on {len(cols):,} products "
                   f"(network alone {net if net is None else round(net, 4)}, text order "
                   f"{txt if txt is None else round(txt, 4)})")
+
+    def _warm_cost(self, data: TrainData, vs: list[float]) -> dict[float, float]:
+        """Validation NDCG@10 over the whole catalog (network + the chosen item-item term + v times the cold
+        graph term on every cold product of `data`) for each v: the cold graph term may only be chosen where
+        it keeps warm ranking within `cold_mix.graph_warm_tolerance` of v = 0."""
+        from .metrics import ndcg_at_k, top_k as top_k_cols
+
+        if data.valid is None or data.valid.nnz == 0:
+            return {}
+        users = validation_users(data.valid, max_users=3000, seed=self.config.train.seed)
+        cold = cold_columns(data.user_items)
+        g = self._cold_graph_matrix(data, cold)
+        if not len(users) or g is None:
+            return {}
+        scores = score_users(self.model_, self._text, self._hist, users)
+        seen = data.user_items[users]
+        ic = self.config.item_item
+        if self.item_item_choice_ is not None and self.item_item_choice_[1]:
+            reg, weight = self.item_item_choice_
+            e = (seen @ item_item_weights(data.user_items, reg, ic.top_k, ic.max_items)).toarray()
+            scores += np.float32(weight * score_scale(scores, e)) * e.astype(np.float32)
+        term = (seen @ g[:, cold]).toarray().astype(np.float32)
+        c = score_spread(scores[:, cold], term)
+        rel, k = data.valid[users], min(10, scores.shape[1])
+        out = {}
+        for v in vs:
+            s = scores.copy()
+            s[:, cold] += np.float32(v * c) * term
+            out[v] = ndcg_at_k(top_k_cols(s, k, seen), rel, k)
+            self._log(f"  cold graph v={v:g}: warm validation NDCG@10 {out[v]:.4f}")
+        return out
 
     def _cold_graph_matrix(self, data: TrainData, cold: np.ndarray) -> sp.csr_matrix | None:
         """G of `fusion.cold_graph` for the columns `cold` on `data`'s graph; None when the catalog has no
