@@ -26,7 +26,8 @@ import scipy.sparse as sp
 from .metrics import ndcg_at_k, top_k
 from .vectors import history_means
 
-__all__ = ["ColdTextMix", "MIX_FILE", "cold_columns", "score_spread", "choose_cold_mix", "mixed_rows"]
+__all__ = ["ColdTextMix", "MIX_FILE", "cold_columns", "score_spread", "choose_cold_mix", "pick_cold_row",
+           "mixed_rows"]
 
 MIX_FILE = "cold_mix.npz"
 
@@ -134,3 +135,17 @@ def choose_cold_mix(scores: np.ndarray, user_items: sp.csr_matrix, users: np.nda
                     + f": validation cold NDCG@10 {rows[-1]['valid_cold_ndcg@10']:.4f}")
     best = max(range(len(rows)), key=lambda i: (rows[i]["valid_cold_ndcg@10"], -i))
     return rows[best]["weight"], a, rows
+
+
+def pick_cold_row(rows: list[dict], warm: dict[float, float] | None = None, tolerance: float = 0.005) -> int:
+    """Index of the chosen row of `choose_cold_mix`: the best validation cold NDCG@10 (ties to the first) among
+    the rows whose graph weight v keeps the warm validation NDCG@10 `warm[v]` (whole catalog, see
+    `FusionRecommender._warm_cost`) within `tolerance` of v = 0's. Each row gets `valid_ndcg@10` and
+    `warm_ok`; without `warm` every row is allowed. v = 0 always passes, so a row is always chosen."""
+    base = None if not warm else warm.get(0.0)
+    for r in rows:
+        r["valid_ndcg@10"] = None if not warm else warm.get(r["graph_weight"])
+        r["warm_ok"] = (base is None or r["valid_ndcg@10"] is None or not r["graph_weight"]
+                        or r["valid_ndcg@10"] >= (1 - tolerance) * base)
+    ok = [i for i, r in enumerate(rows) if r["warm_ok"]]
+    return max(ok, key=lambda i: (rows[i]["valid_cold_ndcg@10"], -i))

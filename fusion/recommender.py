@@ -14,7 +14,7 @@ import scipy.sparse as sp
 import torch
 
 from .cold_graph import COLD_GRAPH_FILE, ColdGraphTerm, cold_graph_weights, combined_head, product_adjacency
-from .cold_mix import MIX_FILE, ColdTextMix, choose_cold_mix, cold_columns, score_spread
+from .cold_mix import MIX_FILE, ColdTextMix, choose_cold_mix, cold_columns, pick_cold_row, score_spread
 from .config import FusionConfig
 from .data import Histories, TrainData, build_histories, build_path_sampler
 from .features import build_inputs, entity_ids, text_embeddings
@@ -207,15 +207,9 @@ class FusionRecommender(RankingModel):
         w, _, rows = choose_cold_mix(scores, data.user_items, users, data.valid_cold, cols, text,
                                      text[cold].mean(axis=0), mc.weights, log=self._log, graph=graph,
                                      graph_weights=mc.graph_weights)
-        if graph is not None:  # the term lifts cold products into the full ranking: what does it cost there?
-            warm = self._warm_cost(data, sorted({r["graph_weight"] for r in rows}))
-            base = warm.get(0.0)
-            for r in rows:
-                r["valid_ndcg@10"] = warm.get(r["graph_weight"])
-                r["warm_ok"] = base is None or r["valid_ndcg@10"] is None or \
-                    r["valid_ndcg@10"] >= (1 - mc.graph_warm_tolerance) * base
-        ok = [i for i, r in enumerate(rows) if r.get("warm_ok", True)]
-        best = max(ok, key=lambda i: (rows[i]["valid_cold_ndcg@10"], -i))
+        # the term lifts cold products into the full ranking: what does it cost there?
+        warm = None if graph is None else self._warm_cost(data, sorted({r["graph_weight"] for r in rows}))
+        best = pick_cold_row(rows, warm, mc.graph_warm_tolerance)
         w = rows[best]["weight"]
         self.cold_mix_choice_, self.cold_graph_choice_ = w, rows[best]["graph_weight"]
         self.cold_mix_tuning_ = rows

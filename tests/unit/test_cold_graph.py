@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 
 from fusion.cold_graph import ColdGraphTerm, cold_graph_weights, combined_head, product_adjacency
-from fusion.cold_mix import choose_cold_mix
+from fusion.cold_mix import choose_cold_mix, pick_cold_row
 from fusion.item_item import ItemItemHead
 from kg import KnowledgeGraph, merge_files
 from kg_fixtures import INTERACTIONS, PRODUCTS, write
@@ -114,3 +114,15 @@ def test_choose_cold_mix_takes_the_graph_term_when_it_ranks_the_validation_cold_
                                   graph=flat, graph_weights=[0.0, 1.0])
     first = max(range(len(rows0)), key=lambda i: (rows0[i]["valid_cold_ndcg@10"], -i))
     assert rows0[first]["graph_weight"] == 0.0
+
+
+def test_a_graph_weight_that_costs_warm_ranking_is_not_chosen():
+    rows = [{"weight": w, "graph_weight": v, "valid_cold_ndcg@10": c}
+            for (w, v, c) in [(0.0, 0.0, 0.17), (0.25, 0.0, 0.18), (0.25, 0.1, 0.20), (0.25, 0.5, 0.22)]]
+    assert pick_cold_row([dict(r) for r in rows]) == 3  # the cold slice alone takes v = 0.5
+    warm = {0.0: 0.0650, 0.1: 0.0648, 0.5: 0.0620}  # v = 0.5 costs 4.6% of warm NDCG@10, v = 0.1 0.3%
+    picked = [dict(r) for r in rows]
+    assert pick_cold_row(picked, warm, tolerance=0.005) == 2
+    assert [r["warm_ok"] for r in picked] == [True, True, True, False]
+    assert picked[3]["valid_ndcg@10"] == 0.0620
+    assert pick_cold_row([dict(r) for r in rows], {0.0: 0.0650, 0.1: 0.06, 0.5: 0.06}) == 1  # only v = 0 passes
