@@ -22,6 +22,16 @@ class _Broken:
         return {}
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """scripts/evaluate.py sets torch's thread count (--threads, default 1): later tests expect it unchanged."""
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def broken_ease(monkeypatch):
     real = runner.make_baseline
