@@ -202,13 +202,13 @@ class FusionRecommender(RankingModel):
         text = self._unit_text_vectors()
         cold = cold_columns(data.user_items)
         scores = score_users(self.model_, self._text, self._hist, users, cols=cols)
-        graph = self._cold_graph_matrix(data, cols)
-        graph = None if graph is None else (data.user_items[users] @ graph[:, cols]).toarray().astype(np.float32)
+        g = self._cold_graph_matrix(data, cold)  # every cold column once: the validation ones and the warm check
+        graph = None if g is None else (data.user_items[users] @ g[:, cols]).toarray().astype(np.float32)
         w, _, rows = choose_cold_mix(scores, data.user_items, users, data.valid_cold, cols, text,
                                      text[cold].mean(axis=0), mc.weights, log=self._log, graph=graph,
                                      graph_weights=mc.graph_weights)
         # the term lifts cold products into the full ranking: what does it cost there?
-        warm = None if graph is None else self._warm_cost(data, sorted({r["graph_weight"] for r in rows}))
+        warm = None if graph is None else self._warm_cost(data, g, cold, sorted({r["graph_weight"] for r in rows}))
         best = pick_cold_row(rows, warm, mc.graph_warm_tolerance)
         w = rows[best]["weight"]
         self.cold_mix_choice_, self.cold_graph_choice_ = w, rows[best]["graph_weight"]
@@ -221,18 +221,16 @@ class FusionRecommender(RankingModel):
                   f"(network alone {net if net is None else round(net, 4)}, text order "
                   f"{txt if txt is None else round(txt, 4)})")
 
-    def _warm_cost(self, data: TrainData, vs: list[float]) -> dict[float, float]:
+    def _warm_cost(self, data: TrainData, g: sp.csr_matrix, cold: np.ndarray, vs: list[float]) -> dict[float, float]:
         """Validation NDCG@10 over the whole catalog (network + the chosen item-item term + v times the cold
-        graph term on every cold product of `data`) for each v: the cold graph term may only be chosen where
-        it keeps warm ranking within `cold_mix.graph_warm_tolerance` of v = 0."""
+        graph term `g` on the cold columns `cold` of `data`) for each v: the cold graph term may only be chosen
+        where it keeps warm ranking within `cold_mix.graph_warm_tolerance` of v = 0."""
         from .metrics import ndcg_at_k, top_k as top_k_cols
 
         if data.valid is None or data.valid.nnz == 0:
             return {}
         users = validation_users(data.valid, max_users=3000, seed=self.config.train.seed)
-        cold = cold_columns(data.user_items)
-        g = self._cold_graph_matrix(data, cold)
-        if not len(users) or g is None:
+        if not len(users):
             return {}
         scores = score_users(self.model_, self._text, self._hist, users)
         seen = data.user_items[users]

@@ -33,3 +33,13 @@ def write(tmp: Path, name: str, text: str) -> Path:
 def tiny_files(tmp: Path) -> tuple[Path, Path, Path]:
     return write(tmp, "products.csv", PRODUCTS), write(tmp, "interactions.csv", INTERACTIONS), \
         write(tmp, "relations.csv", RELATIONS)
+
+
+def graph_with_relations(tmp: Path, relations: str):
+    """The tiny catalog and interactions above with `relations` (a relations.csv text) merged into a new graph."""
+    from kg import KnowledgeGraph, merge_files
+
+    g = KnowledgeGraph()
+    merge_files(g, write(tmp, "p.csv", PRODUCTS), write(tmp, "i.csv", INTERACTIONS), write(tmp, "r.csv", relations),
+                show_progress=False)
+    return g

@@ -8,8 +8,7 @@ import scipy.sparse as sp
 from fusion.cold_graph import ColdGraphTerm, cold_graph_weights, combined_head, product_adjacency
 from fusion.cold_mix import choose_cold_mix, pick_cold_row
 from fusion.item_item import ItemItemHead
-from kg import KnowledgeGraph, merge_files
-from kg_fixtures import INTERACTIONS, PRODUCTS, write
+from kg_fixtures import graph_with_relations
 
 RELATIONS = """product_id,relation,other_id
 p1,also_bought,p2
@@ -22,10 +21,7 @@ p4,also_bought,X9
 
 @pytest.fixture
 def graph(tmp_path):
-    g = KnowledgeGraph()
-    merge_files(g, write(tmp_path, "p.csv", PRODUCTS), write(tmp_path, "i.csv", INTERACTIONS),
-                write(tmp_path, "r.csv", RELATIONS), show_progress=False)
-    return g
+    return graph_with_relations(tmp_path, RELATIONS)
 
 
 def _columns(g):

@@ -6,8 +6,7 @@ import pytest
 
 from fusion.config import FusionConfig
 from fusion.features import build_inputs, shared_external_links
-from kg import KnowledgeGraph, merge_files
-from kg_fixtures import INTERACTIONS, PRODUCTS, write
+from kg_fixtures import graph_with_relations
 
 # p1 and p4 share two outside products (X1, X2), p1 and p3 one (X3); p2 none; p1-p2 are linked directly
 RELATIONS = """product_id,relation,other_id
@@ -24,10 +23,7 @@ p3,bought_together,p2
 
 @pytest.fixture
 def graph(tmp_path):
-    g = KnowledgeGraph()
-    merge_files(g, write(tmp_path, "p.csv", PRODUCTS), write(tmp_path, "i.csv", INTERACTIONS),
-                write(tmp_path, "r.csv", RELATIONS), show_progress=False)
-    return g
+    return graph_with_relations(tmp_path, RELATIONS)
 
 
 def _pid(g, name):
