@@ -10,6 +10,14 @@ those neighbours through pooled embeddings. Its weight v (relative to the spread
 as the item-item term's is) is chosen with the text mix's w on the validation cold products
 (`fusion.cold_mix.choose_cold_mix`; v = 0, no term, always competes), and it is served as extra columns of
 the item-item term (`combined_head`), which top-k retrieval already keeps exact.
+
+Each user's cold products then give the term back (`ColdMixConfig.graph_offset`): by default ("max") the
+user's largest term over the cold products, g_ui - max_j g_uj. The order among cold products is the term's
+(what the cold slice measures), but no cold product scores above its own network + text mix score, so the
+term cannot push warm products down: a v that would cost warm ranking as a plain lift (measured on beauty,
+`docs/results.md`) costs nothing. ("mean" keeps each user's mean cold score, as the text mix does; on beauty's
+sparse term that is hardly different from no offset.) Served as one more column of the rec index,
+[u | p_u | o_u] . [F' | T' | -1 on cold], o_u the user's offset (`fusion.serving.snapshot.Snapshot.rec_users`).
 """
 from __future__ import annotations
 
@@ -90,26 +98,55 @@ def cold_graph_weights(adj: sp.csr_matrix, cold: np.ndarray, hop2: float = 3.0, 
 @dataclass
 class ColdGraphTerm:
     """The fitted term `gamma * (x_u @ weights)` (weights from `cold_graph_weights`; `weight` is the relative v
-    chosen on validation, gamma = v times the network's cold-score spread over the term's)."""
+    chosen on validation, gamma = v times the network's cold-score spread over the term's), less each user's
+    offset on every column of `cold` (the cold products at fit time): gamma times the user's largest ("max")
+    or mean ("mean") term over them, or nothing ("none"); see `ColdMixConfig.graph_offset`."""
 
     weights: sp.csr_matrix
     gamma: float
     weight: float
     hop2: float
+    offset: str = "none"
+    cold: np.ndarray | None = None
 
     @property
     def num_items(self) -> int:
         return self.weights.shape[0]
 
+    @property
+    def shifts(self) -> bool:
+        """True when `offsets` can be nonzero (an offset mode and cold columns to apply it to)."""
+        return self.offset != "none" and self.cold is not None and len(self.cold) > 0
+
     def scores(self, user_items: sp.csr_matrix) -> np.ndarray:
-        """float32 [B, n_items] = gamma * X G for binary user rows X [B, n_items]."""
+        """float32 [B, n_items] = gamma * X G for binary user rows X [B, n_items] (without the offsets)."""
         return (np.float32(self.gamma) * (user_items @ self.weights).toarray()).astype(np.float32)
+
+    def offsets(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """float32 [B]: what is taken off each user's `cold` columns, gamma times the max or the mean of the
+        row's term over them (G is zero outside them and >= 0, so both come from the row's stored entries)."""
+        if not self.shifts:
+            return np.zeros(user_items.shape[0], dtype=np.float32)
+        t = (user_items @ self.weights).tocsr()
+        if self.offset == "max":
+            o = np.asarray(t.max(axis=1).toarray()).ravel()
+        else:
+            o = np.asarray(t.sum(axis=1)).ravel() / len(self.cold)
+        return (np.float32(self.gamma) * o).astype(np.float32)
+
+    def apply_offsets(self, scores: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
+        """`scores` [B, n_items] (with the term added) less each row's offset on the cold columns, in place."""
+        if self.shifts:
+            scores[:, self.cold] -= self.offsets(user_items)[:, None]
+        return scores
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / COLD_GRAPH_FILE
         w = self.weights.tocsr()
+        extra = {} if self.cold is None else {"cold": np.asarray(self.cold, dtype=np.int64)}
         np.savez_compressed(path, data=w.data, indices=w.indices, indptr=w.indptr, shape=np.array(w.shape),
-                            gamma=self.gamma, weight=self.weight, hop2=self.hop2)
+                            gamma=self.gamma, weight=self.weight, hop2=self.hop2, offset=self.offset,
+                            **extra)
         return path
 
     @classmethod
@@ -119,12 +156,15 @@ class ColdGraphTerm:
             return None
         z = np.load(path)
         w = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(int(s) for s in z["shape"]))
-        return cls(w, float(z["gamma"]), float(z["weight"]), float(z["hop2"]))
+        offset = str(z["offset"]) if "offset" in z.files else "none"  # terms saved before offsets: none
+        cold = z["cold"].astype(np.int64) if "cold" in z.files else None
+        return cls(w, float(z["gamma"]), float(z["weight"]), float(z["hop2"]), offset, cold)
 
 
 def combined_head(item_item: ItemItemHead | None, cold: ColdGraphTerm | None) -> ItemItemHead | None:
     """One sparse term for scoring and serving: the item-item term's columns (products with interactions) plus
-    the cold graph term's (products without), which never overlap; None when neither is there."""
+    the cold graph term's (products without), which never overlap; None when neither is there. The centring's
+    per-user offset is not in it (it is dense over the cold columns): see `ColdGraphTerm.apply_offsets`."""
     if cold is None or cold.gamma == 0 or cold.weights.nnz == 0:
         return item_item
     if item_item is None or item_item.gamma == 0:

@@ -9,10 +9,12 @@ from gnn import GNNConfig
 
 from .sequence_tower import TowerConfig
 
-__all__ = ["LossConfig", "TrainConfig", "ItemItemConfig", "ColdMixConfig", "FusionConfig", "ABLATIONS", "HISTORY_ORDERS", "USER_TOWERS", "SAMPLERS"]
+__all__ = ["LossConfig", "TrainConfig", "ItemItemConfig", "ColdMixConfig", "FusionConfig", "ABLATIONS", "HISTORY_ORDERS", "USER_TOWERS", "SAMPLERS",
+           "GRAPH_OFFSETS"]
 
 HISTORY_ORDERS = ("sequence", "set")
 USER_TOWERS = ("pool", "attention")
+GRAPH_OFFSETS = ("max", "mean", "none")  # ColdMixConfig.graph_offset
 SAMPLERS = ("full", "neighbor")
 
 
@@ -124,6 +126,12 @@ class ColdMixConfig:
         graph_warm_tolerance: a v > 0 is only chosen where the warm validation NDCG@10 (whole catalog, the
             term on every cold product) stays within this share of v = 0's: the term lifts cold products into
             every ranking, and must not buy the cold slice with the warm one.
+        graph_offset: what each user's cold products give back of the term, so that it orders them among
+            themselves without lifting them all into the whole-catalog ranking: "max" (the default) takes the
+            user's largest term over the cold products off every cold product, v c (g_ui - max_j g_uj), so no
+            cold product ever scores above its own network + text mix score and warm ranking cannot lose;
+            "mean" takes the mean off (the user's mean cold score is kept, as the text mix keeps it); "none"
+            adds v c g_ui (every cold product the user's history reaches goes up).
     """
 
     enabled: bool = True
@@ -134,6 +142,12 @@ class ColdMixConfig:
     graph_hop2: float = 3.0
     graph_top_k: int = 500
     graph_warm_tolerance: float = 0.005
+    graph_offset: str = "max"
+
+    def __post_init__(self) -> None:
+        if self.graph_offset not in GRAPH_OFFSETS:
+            raise ValueError(f"cold_mix.graph_offset must be one of {', '.join(GRAPH_OFFSETS)}, got "
+                             f"{self.graph_offset!r}")
 
 
 @dataclass

@@ -241,6 +241,9 @@ class FusionRecommender(RankingModel):
             scores += np.float32(weight * score_scale(scores, e)) * e.astype(np.float32)
         term = (seen @ g[:, cold]).toarray().astype(np.float32)
         c = score_spread(scores[:, cold], term)
+        off = self.config.cold_mix.graph_offset  # what each user's cold products give back (ColdGraphTerm.offsets)
+        if off != "none":
+            term -= term.max(axis=1, keepdims=True) if off == "max" else term.mean(axis=1, keepdims=True)
         rel, k = data.valid[users], min(10, scores.shape[1])
         out = {}
         for v in vs:
@@ -302,7 +305,8 @@ class FusionRecommender(RankingModel):
         scores = score_users(self.model_, self._text, self._hist, users, cols=cold)
         term = (data.user_items[users] @ g[:, cold]).toarray()
         self.cold_graph_ = ColdGraphTerm(g, float(v) * score_spread(scores, term), float(v),
-                                         float(self.config.cold_mix.graph_hop2))
+                                         float(self.config.cold_mix.graph_hop2), self.config.cold_mix.graph_offset,
+                                         cold)
 
     def _choose_item_item(self, data: TrainData) -> None:
         """(reg, weight) of the item-item term by validation NDCG@10 of the trained network plus the term."""
@@ -470,6 +474,7 @@ class FusionRecommender(RankingModel):
                 "cold_mix": {"weight": 0.0 if mix is None else mix.weight, "scale": None if mix is None else mix.scale,
                              "graph_weight": 0.0 if cg is None else cg.weight,
                              "graph_gamma": None if cg is None else cg.gamma,
+                             "graph_offset": None if cg is None else cg.offset,
                              "valid_cold_ndcg@10": self.cold_mix_valid_, "tuning": self.cold_mix_tuning_},
                 # a resumed run's own wall time misses the epochs before the kill: count those too
                 "train_seconds": round(max(getattr(self, "fit_seconds_", 0.0),
@@ -536,4 +541,6 @@ class FusionRecommender(RankingModel):
         head = self.scoring_head()  # after the mix, as the query API adds it to the mixed rows' dot products
         if head is not None:
             scores += head.scores(self._user_items[user_idx])
+        if self.cold_graph_ is not None:
+            self.cold_graph_.apply_offsets(scores, self._user_items[user_idx])
         return scores

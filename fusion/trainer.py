@@ -104,11 +104,18 @@ def _save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _resume_key(cfg: FusionConfig) -> dict:
+# chosen and fitted after the network is trained (`FusionRecommender`): a checkpoint serves any of their values
+_AFTER_TRAINING = ("item_item", "cold_mix")
+
+
+def _resume_key(cfg: FusionConfig | dict) -> dict:
     """The config a checkpoint must match to be resumed: all of it but the epoch count and time budget (the
-    final stage sets the epochs; a longer budget may finish a run that an earlier one stopped)."""
-    d = cfg.to_dict()
+    final stage sets the epochs; a longer budget may finish a run that an earlier one stopped) and the terms
+    fitted after training (`_AFTER_TRAINING`), so that re-running with another of those redoes only them."""
+    d = dict(cfg.to_dict() if isinstance(cfg, FusionConfig) else cfg)
     d["train"] = {k: v for k, v in d["train"].items() if k not in ("epochs", "max_minutes")}
+    for k in _AFTER_TRAINING:
+        d.pop(k, None)
     return d
 
 
@@ -118,7 +125,7 @@ def _check_resumable(saved: dict, cfg: FusionConfig, path: Path) -> None:
     old = saved.get("config")
     if old is None:
         return  # written before checkpoints held their config: the weights' shapes are the only check
-    new = _resume_key(cfg)
+    old, new = _resume_key(old), _resume_key(cfg)  # a checkpoint of an earlier version may hold them
     if old != new:
         diff = sorted(_flat(old).items() ^ _flat(new).items())
         keys = sorted({k for k, _ in diff})

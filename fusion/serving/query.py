@@ -245,16 +245,21 @@ class Recommender:
             fr.text_embeddings.numpy().astype(np.float32)
         scales = calibrate(model, text, normed, vectors, users) if text is not None else None
         mix = fr.cold_mix_ if text is not None else None
+        graph_term = fr.cold_graph_ if fr.cold_graph_ is not None and fr.cold_graph_.shifts else None
         mixed = None
         if mix is not None:  # cold products (no interaction in the bound graph) rank with their text mixed in
             cold = np.zeros(len(vectors), dtype=bool)
             cold[cold_columns(data.user_items)] = True
             mixed = mixed_rows(mix, vectors, unit_rows(text), cold)
+        if graph_term is not None:  # its per-user offset: one more column, -1 on the cold products it shifts
+            c = np.zeros((len(vectors), 1), dtype=np.float32)
+            c[graph_term.cold, 0] = -1.0
+            mixed = np.concatenate([vectors if mixed is None else mixed, c], axis=1)
         rec_rows = vectors if mixed is None else mixed
         if factory is None:
             if index.size != len(rec_rows) or getattr(index, "dim", rec_rows.shape[1]) != rec_rows.shape[1]:
                 raise ValueError(f"the index given holds {index.size} vectors, the catalog has {len(vectors)} products"
-                                 + ("" if mixed is None else f" ({rec_rows.shape[1]}-d rows with the cold text mix)"))
+                                 + ("" if mixed is None else f" ({rec_rows.shape[1]}-d rows with the cold text mix or graph offset)"))
             rec_index, factory = index, ExactIndex
         else:
             rec_index = factory(rec_rows)
@@ -266,7 +271,8 @@ class Recommender:
         snap = Snapshot(
             catalog=Catalog.from_graph(graph, data.items), vectors=frozen(vectors), normed=frozen(normed),
             text=None if text is None else frozen(text), rec_index=rec_index, sim_index=sim_index,
-            search_index=search_index, shared=shared, mixed=None if mixed is None else frozen(mixed))
+            search_index=search_index, shared=shared, mixed=None if mixed is None else frozen(mixed),
+            profile=mix is not None, cold_graph=graph_term)
         digest = hashlib.sha256((d / "model.pt").read_bytes())
         if fr.item_item_ is not None:  # the term changes the rankings: it is part of the version
             digest.update((d / HEAD_FILE).read_bytes())
@@ -633,7 +639,10 @@ class Recommender:
             normed = unit_rows(vectors)
             mixed = None
             if st.mixed is not None:  # a new product is cold: its text is mixed in like the trained cold ones'
-                mixed = mixed_rows(self._cold_mix, vectors, unit_rows(text), np.ones(len(new), dtype=bool))
+                mixed = vectors if not st.profile else \
+                    mixed_rows(self._cold_mix, vectors, unit_rows(text), np.ones(len(new), dtype=bool))
+                if st.cold_graph is not None:  # no graph term of its own: no offset either
+                    mixed = np.concatenate([mixed, np.zeros((len(new), 1), dtype=np.float32)], axis=1)
             indexes = [st.rec_index, st.sim_index, st.search_index]
             blocks = [vectors if mixed is None else mixed, normed,
                       None if text is None else search_matrix(normed, text, vectors)]

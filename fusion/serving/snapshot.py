@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from ..vectors import unit_rows
@@ -30,23 +31,39 @@ class Snapshot:
     sim_index: TopKIndex          # over F^
     search_index: TopKIndex | None  # over [F^ | T | F]
     shared: bool = False          # indexes grown in place (not copyable): search them under the lock
-    mixed: np.ndarray | None = None     # [F' | T'] [n, d + text_dim]: rec_index's rows under the cold text mix
+    mixed: np.ndarray | None = None     # rec_index's rows when not F: [F' | T' | c], see rec_vectors
+    profile: bool = True          # mixed holds the cold text mix's T' block (users get p_u)
+    cold_graph: object | None = None  # the cold graph term (`fusion.cold_graph.ColdGraphTerm`) whose per-user
+    #                                   offsets o_u make mixed's last column
 
     @property
     def rec_vectors(self) -> np.ndarray:
-        """The rows rec_index ranks by dot product: F, or [F' | T'] under the cold text mix (`fusion.cold_mix`)."""
+        """The rows rec_index ranks by dot product: F, or [F' | T'] under the cold text mix (`fusion.cold_mix`),
+        with one more column (-1 on the cold products the cold graph term's offset applies to, `fusion.cold_graph`)."""
         return self.vectors if self.mixed is None else self.mixed
 
     def rec_users(self, users: np.ndarray, seen: list[np.ndarray]) -> np.ndarray:
-        """User vectors [B, d] as rec_index takes them: [u | p_u] under the cold text mix, p_u the mean unit text
-        vector of the user's products `seen` (distinct columns), from T."""
+        """User vectors [B, ...] as rec_index takes them: [u | p_u | o_u], p_u (under the cold text mix) the mean
+        unit text vector of the user's products `seen` (distinct columns) from T, o_u (with the cold graph
+        term's offset) what the user's cold products give back of the term (`ColdGraphTerm.offsets`)."""
         if self.mixed is None:
             return users
-        prof = np.zeros((len(users), self.text.shape[1]), dtype=np.float32)
-        for r, s in enumerate(seen):
-            if len(s):
-                prof[r] = unit_rows(self.text[np.asarray(s, dtype=np.int64)]).mean(axis=0)
-        return np.concatenate([np.asarray(users, dtype=np.float32), prof], axis=1)
+        parts = [np.asarray(users, dtype=np.float32)]
+        if self.profile:
+            prof = np.zeros((len(users), self.text.shape[1]), dtype=np.float32)
+            for r, s in enumerate(seen):
+                if len(s):
+                    prof[r] = unit_rows(self.text[np.asarray(s, dtype=np.int64)]).mean(axis=0)
+            parts.append(prof)
+        if self.cold_graph is not None:
+            n = self.cold_graph.num_items  # products added after training have no rows in the term
+            kept = [np.unique(np.asarray(s, dtype=np.int64)) for s in seen]
+            kept = [s[s < n] for s in kept]
+            indptr = np.concatenate([[0], np.cumsum([len(s) for s in kept])])
+            x = sp.csr_matrix((np.ones(int(indptr[-1]), np.float32),
+                               np.concatenate(kept) if kept else np.zeros(0, np.int64), indptr), shape=(len(kept), n))
+            parts.append(self.cold_graph.offsets(x)[:, None])
+        return np.concatenate(parts, axis=1)
 
 
 def frozen(a: np.ndarray) -> np.ndarray:

@@ -86,6 +86,40 @@ def test_term_round_trips_through_its_file(tmp_path):
     assert ColdGraphTerm.load(tmp_path / "none") is None
 
 
+@pytest.mark.parametrize("offset", ["max", "mean"])
+def test_the_offset_keeps_the_order_among_cold_products_and_leaves_warm_ones(tmp_path, offset):
+    """Each user's cold products give back the max (or mean) of their term: a per-user shift, so the order
+    among cold products is the plain term's and warm products do not move; with "max" no cold product ends
+    above its score without the term, with "mean" the user's mean cold score is kept."""
+    rng = np.random.default_rng(1)
+    n, cold = 12, np.array([8, 9, 10, 11])
+    g = np.zeros((n, n), np.float32)
+    g[:8][:, cold] = rng.random((8, 4)) * (rng.random((8, 4)) < 0.6)
+    g = sp.csr_matrix(g)
+    xd = (rng.random((5, n)) < 0.4) & (np.arange(n) < 8)
+    xd[4] = False  # a user whose history reaches no cold product: offset 0
+    x = sp.csr_matrix(xd, dtype=np.float32)
+    plain = ColdGraphTerm(g, 1.5, 1.0, 3.0)
+    term = ColdGraphTerm(g, 1.5, 1.0, 3.0, offset, cold)
+    base = rng.normal(size=(5, n)).astype(np.float32)
+    up = base + plain.scores(x)
+    got = term.apply_offsets(base + term.scores(x), x)
+    assert term.shifts and not plain.shifts and np.all(plain.offsets(x) == 0)
+    assert np.allclose(got[:, :8], base[:, :8])  # warm products: untouched
+    lift = (up - base)[:, cold]
+    want = lift.max(axis=1) if offset == "max" else lift.mean(axis=1)
+    assert np.allclose(term.offsets(x), want, atol=1e-6) and term.offsets(x)[4] == 0
+    assert np.allclose(got[:, cold], up[:, cold] - want[:, None], atol=1e-5)  # the same order among cold ones
+    if offset == "max":
+        assert np.all(got[:, cold] <= base[:, cold] + 1e-6)
+    else:
+        assert np.allclose(got[:, cold].mean(axis=1), base[:, cold].mean(axis=1), atol=1e-5)
+    term.save(tmp_path)
+    back = ColdGraphTerm.load(tmp_path)
+    assert back.offset == offset and np.array_equal(back.cold, cold)
+    assert np.allclose(back.offsets(x), term.offsets(x))
+
+
 def test_choose_cold_mix_takes_the_graph_term_when_it_ranks_the_validation_cold_products_better():
     """Network scores carry no signal, the graph term names each user's cold product: v > 0 wins; without
     signal in the graph term, v = 0 (first) stays."""
@@ -122,3 +156,15 @@ def test_a_graph_weight_that_costs_warm_ranking_is_not_chosen():
     assert [r["warm_ok"] for r in picked] == [True, True, True, False]
     assert picked[3]["valid_ndcg@10"] == 0.0620
     assert pick_cold_row([dict(r) for r in rows], {0.0: 0.0650, 0.1: 0.06, 0.5: 0.06}) == 1  # only v = 0 passes
+
+
+def test_an_unknown_offset_is_a_clear_config_error():
+    from fusion import FusionConfig
+    from fusion.config import ColdMixConfig
+
+    with pytest.raises(ValueError, match=r"cold_mix\.graph_offset must be one of max, mean, none, got 'median'"):
+        ColdMixConfig(graph_offset="median")
+    d = FusionConfig().to_dict()
+    d["cold_mix"]["graph_offset"] = "median"
+    with pytest.raises(ValueError, match="graph_offset"):
+        FusionConfig.from_dict(d)

@@ -133,10 +133,11 @@ GRAPH_RELATIONS = pd.DataFrame({"product_id": ["A9", "A9", "B9", "A0"],
                                 "other_id": ["A1", "A2", "B3", "A1"]})
 
 
-def _train_with_mix(root, weight: float, graph_weight: float = 0.0):
+def _train_with_mix(root, weight: float, graph_weight: float = 0.0, offset: str = "max"):
     """The query fixtures' two-shop catalog with A9 and B9 stripped of their interactions (cold, like C0),
     trained with cold mix weight `weight` (no validation: the configured weight is used); with
-    `graph_weight`, A9 and B9 have product relations and the cold graph term gets that weight v."""
+    `graph_weight`, A9 and B9 have product relations and the cold graph term gets that weight v (with that
+    per-user `offset`)."""
     import torch
 
     import fusion.recommender as rec_mod
@@ -161,7 +162,7 @@ def _train_with_mix(root, weight: float, graph_weight: float = 0.0):
     enc = HashEncoder()
     cfg = FusionConfig()
     cfg.gnn.dim, cfg.train.epochs, cfg.train.batch_size, cfg.history_len = 16, 6, 64, 5
-    cfg.cold_mix.weight, cfg.cold_mix.graph_weight = weight, graph_weight
+    cfg.cold_mix.weight, cfg.cold_mix.graph_weight, cfg.cold_mix.graph_offset = weight, graph_weight, offset
     torch.manual_seed(0)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(rec_mod, "text_embeddings", lambda g, items, *a, **k: enc.encode_texts(
@@ -171,18 +172,25 @@ def _train_with_mix(root, weight: float, graph_weight: float = 0.0):
     return fr, graph, enc
 
 
-@pytest.mark.parametrize("index,graph_weight", [("exact", 0.0), ("faiss", 0.0), ("exact", 2.0), ("faiss", 2.0)])
-def test_the_query_api_ranks_cold_products_as_the_evaluated_model_scores_them(tmp_path, index, graph_weight):
+@pytest.mark.parametrize("index,weight,graph_weight,offset", [
+    ("exact", 0.6, 0.0, "max"), ("faiss", 0.6, 0.0, "max"), ("exact", 0.6, 2.0, "max"), ("faiss", 0.6, 2.0, "max"),
+    ("exact", 0.6, 2.0, "mean"), ("exact", 0.6, 2.0, "none"), ("faiss", 0.6, 2.0, "none"),
+    ("exact", 0.0, 2.0, "max"), ("faiss", 0.0, 2.0, "max")])
+def test_the_query_api_ranks_cold_products_as_the_evaluated_model_scores_them(tmp_path, index, weight,
+                                                                              graph_weight, offset):
     if index == "faiss":
         pytest.importorskip("faiss")
     from fusion import Recommender
 
-    fr, graph, enc = _train_with_mix(tmp_path, 0.6, graph_weight)
-    assert fr.cold_mix_ is not None and fr.cold_mix_.weight == 0.6
+    fr, graph, enc = _train_with_mix(tmp_path, weight, graph_weight, offset)
+    assert (fr.cold_mix_ is not None and fr.cold_mix_.weight == 0.6) == bool(weight)
     assert (fr.cold_graph_ is not None) == bool(graph_weight)
     if graph_weight:  # A9 and B9 have relations (C0 none): their columns of the term, and only theirs
         cols = set(np.flatnonzero(fr.cold_graph_.weights.getnnz(axis=0)).tolist())
         assert {fr._item_ids[c] for c in cols} == {"A9", "B9"} and fr.cold_graph_.gamma > 0
+        assert fr.cold_graph_.shifts == (offset != "none") and fr.cold_graph_.offset == offset
+        # the offset comes off all three cold products, C0 (no relation) too
+        assert {fr._item_ids[c] for c in fr.cold_graph_.cold} == {"A9", "B9", "C0"}
     rec = Recommender.load(tmp_path / "model", index=index, text_encoder=enc, event_log=None)
     ids = fr._item_ids
     cold = {"A9", "B9", "C0"}
@@ -193,6 +201,8 @@ def test_the_query_api_ranks_cold_products_as_the_evaluated_model_scores_them(tm
         assert len(got) == len(ids)
         for pid, score in zip(got["product_id"], got["score"]):
             assert score == pytest.approx(want[pid], rel=1e-4, abs=1e-4), (user, pid)
+    if not weight:
+        return
     # the mix moved the cold products' scores and only theirs
     plain = fr.without_cold_mix()
     a3 = int(np.flatnonzero(graph.nodes["User"]["id"].to_numpy() == "a3")[0])
@@ -218,3 +228,22 @@ def test_a_product_added_after_training_is_mixed_like_the_trained_cold_ones(tmp_
     assert order == ["N1", "N2"]
     top_b = rec.recommend("b2", k=30, exclude_seen=True)
     assert [p for p in top_b["product_id"] if p in {"N1", "N2"}] == ["N2", "N1"]
+
+def test_a_product_added_after_training_gets_no_offset_of_the_cold_graph_term(tmp_path):
+    """Under the cold graph term's offset the rec rows carry one more column; a product added later has no term and
+    no offset, and adding it leaves the trained products' scores as they were."""
+    from fusion import Recommender
+    from query_fixtures import HashEncoder
+
+    fr, graph, _ = _train_with_mix(tmp_path, 0.6, 2.0, offset="max")
+    assert fr.cold_graph_.shifts
+    rec = Recommender.load(tmp_path / "model", text_encoder=HashEncoder(), event_log=None)
+    before = rec.recommend("a3", k=len(fr._item_ids), exclude_seen=False)
+    rec.add_products(pd.DataFrame([{"product_id": "N1", "title": "Fresh apple pear", "description": "sweet apple",
+                                    "brand": "Acme", "categories": "Food > Fruit"}]))
+    after = rec.recommend("a3", k=len(fr._item_ids) + 1, exclude_seen=False)
+    assert "N1" in set(after["product_id"])
+    old = dict(zip(before["product_id"], before["score"]))
+    for pid, score in zip(after["product_id"], after["score"]):
+        if pid != "N1":
+            assert score == pytest.approx(old[pid], rel=1e-5, abs=1e-5)

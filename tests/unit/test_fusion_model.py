@@ -152,6 +152,12 @@ def test_training_resumes_from_checkpoint(tiny_graph, tmp_path, monkeypatch):
     again = FusionRecommender(_tiny_cfg(3), out_dir=str(tmp_path)).fit(data)
     assert any("resumed" in line and "after epoch 2" in line for line in logs)
     assert again.state_.epoch == 3 and [r["epoch"] for r in again.state_.history] == [1, 2, 3]
+    # the terms fitted after training are not part of what a checkpoint must match: only they are redone
+    post = _tiny_cfg(3)
+    post.cold_mix.graph_offset, post.item_item.reg = "mean", 123.0
+    logs.clear()
+    third = FusionRecommender(post, out_dir=str(tmp_path)).fit(data)
+    assert any("resumed" in line for line in logs) and third.state_.epoch == 3
     # a checkpoint of another config is not resumed into this one: a clear error naming what differs
     other = _tiny_cfg(4)
     other.user_tower, other.train.lr = "attention", 1e-3
