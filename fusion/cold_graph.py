@@ -1,12 +1,14 @@
 """The cold products' graph term: a cold product (no interaction in the bound graph) is also scored by how its
 product-product relations (also_bought, also_viewed, bought_together) reach the user's history,
 
-    g_ui = sum_{h in H_u} (K + b K^2)[h, i]                       for cold i (0 for warm products)
+    g_ui = sum_{h in H_u} (K + b K^2 + r C K)[h, i]               for cold i (0 for warm products)
 
 K = D^-1/2 A D^-1/2, A the binary, symmetric union of the product relations among catalog products (with
 `FusionConfig.external_links`, also the links through products outside the catalog). This is what FastRP's
 propagation gives a cold product (it reaches warm ones two hops out), exact and sparse; the network only sees
-those neighbours through pooled embeddings. Its weight v (relative to the spread of the network's cold scores,
+those neighbours through pooled embeddings. C K (`ColdMixConfig.graph_cf`) adds the paths through the
+interactions that FastRP also walks: the user's product is bought with a product related to the cold one
+(C the products' cosine co-occurrence over users). Its weight v (relative to the spread of the network's cold scores,
 as the item-item term's is) is chosen with the text mix's w on the validation cold products
 (`fusion.cold_mix.choose_cold_mix`; v = 0, no term, always competes), and it is served as extra columns of
 the item-item term (`combined_head`), which top-k retrieval already keeps exact.
@@ -32,7 +34,8 @@ from kg.schema import PRODUCT_RELATIONS
 
 from .item_item import ItemItemHead
 
-__all__ = ["COLD_GRAPH_FILE", "ColdGraphTerm", "product_adjacency", "cold_graph_weights", "combined_head"]
+__all__ = ["COLD_GRAPH_FILE", "ColdGraphTerm", "product_adjacency", "cold_graph_weights", "cooccurrence_paths",
+           "combined_head"]
 
 COLD_GRAPH_FILE = "cold_graph.npz"
 
@@ -67,17 +70,43 @@ def product_adjacency(graph: KnowledgeGraph, column_of: np.ndarray, num_items: i
     return (inv @ adj @ inv).tocsr().astype(np.float32)
 
 
-def cold_graph_weights(adj: sp.csr_matrix, cold: np.ndarray, hop2: float = 3.0, top_k: int = 500
-                       ) -> sp.csr_matrix:
-    """G [n, n] float32 CSR, nonzero only in the columns `cold`: (K + hop2 * K^2)[:, cold] with each column
-    pruned to its `top_k` largest entries (rows: the products a user has, columns: the cold products scored);
-    the diagonal is zero (a product never speaks for itself)."""
+def cooccurrence_paths(user_items: sp.csr_matrix, k_cold: sp.spmatrix) -> sp.csc_matrix:
+    """C K_cold [n, c] float32: C the cosine co-occurrence of products over users (D^-1/2 X^T X D^-1/2, zero
+    diagonal; X = `user_items` [users, n] binary), K_cold [n, c] product-relation columns of cold products.
+    Computed as X^T (X (D^-1/2 K_cold)) - K_cold on products with interactions, never forming C [n, n]."""
+    x = user_items.astype(np.float32).tocsr()
+    x.data[:] = 1.0
+    deg = np.asarray(x.sum(axis=0)).ravel()
+    inv = sp.diags((1.0 / np.sqrt(np.maximum(deg, 1.0))).astype(np.float32))
+    k = sp.csc_matrix(k_cold, dtype=np.float32)
+    full = inv @ (x.T @ (x @ (inv @ k)))
+    return (full - sp.diags((deg > 0).astype(np.float32)) @ k).tocsc().astype(np.float32)
+
+
+def _norm_off_diagonal(m: sp.spmatrix, cold: np.ndarray) -> float:
+    """Frobenius norm of [n, c] `m` without its entries (cold[j], j): what the term keeps of it."""
+    m = sp.coo_matrix(m)
+    return float(np.sqrt(np.sum(m.data[m.row != cold[m.col]].astype(np.float64) ** 2)))
+
+
+def cold_graph_weights(adj: sp.csr_matrix, cold: np.ndarray, hop2: float = 3.0, top_k: int = 500,
+                       user_items: sp.csr_matrix | None = None, cf: float = 0.0) -> sp.csr_matrix:
+    """G [n, n] float32 CSR, nonzero only in the columns `cold`: (K + hop2 * K^2)[:, cold], plus with `cf` > 0
+    and `user_items` the paths through co-purchase, r C K[:, cold] (`cooccurrence_paths`: a related product
+    that the user's products are bought with), r scaling that part's Frobenius norm to `cf` times the
+    first's; each column pruned to its `top_k` largest entries (rows: the products a user has, columns: the
+    cold products scored); the diagonal is zero (a product never speaks for itself)."""
     n = adj.shape[0]
     cold = np.asarray(cold, dtype=np.int64)
     if not len(cold) or adj.nnz == 0:
         return sp.csr_matrix((n, n), dtype=np.float32)
     k1 = adj[:, cold].tocsc()
     m = (k1 + np.float32(hop2) * (adj @ k1)).tocsc().astype(np.float32)
+    if cf > 0 and user_items is not None and user_items.nnz and m.nnz:
+        paths = cooccurrence_paths(user_items, k1)
+        norm_m, norm_p = _norm_off_diagonal(m, cold), _norm_off_diagonal(paths, cold)
+        if norm_p > 0:
+            m = (m + np.float32(cf * norm_m / norm_p) * paths).tocsc().astype(np.float32)
     data, indices, indptr = [], [], [0]
     for j in range(m.shape[1]):
         lo, hi = m.indptr[j], m.indptr[j + 1]

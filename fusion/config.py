@@ -123,6 +123,8 @@ class ColdMixConfig:
         graph_weight: v used when training has no validation cold products.
         graph_hop2: b, the weight of the two-hop paths (K + b K^2).
         graph_top_k: entries kept per cold product's column of the term.
+        graph_cf: weight of the co-purchase paths C K in the term (their norm over the relation paths' norm;
+            0 = relation paths only).
         graph_warm_tolerance: a v > 0 is only chosen where the warm validation NDCG@10 (whole catalog, the
             term on every cold product) stays within this share of v = 0's: the term lifts cold products into
             every ranking, and must not buy the cold slice with the warm one.
@@ -141,6 +143,7 @@ class ColdMixConfig:
     graph_weight: float = 0.0
     graph_hop2: float = 3.0
     graph_top_k: int = 500
+    graph_cf: float = 0.3
     graph_warm_tolerance: float = 0.005
     graph_offset: str = "max"
 

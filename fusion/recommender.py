@@ -260,7 +260,7 @@ class FusionRecommender(RankingModel):
         if not len(cold) or not any(mc.graph_weights):
             return None
         adj = product_adjacency(data.graph, data.column_of, data.num_items, self.config.external_links)
-        g = cold_graph_weights(adj, cold, mc.graph_hop2, mc.graph_top_k)
+        g = cold_graph_weights(adj, cold, mc.graph_hop2, mc.graph_top_k, data.user_items, mc.graph_cf)
         return g if g.nnz else None
 
     def _fit_cold_mix(self, data: TrainData) -> None:

@@ -168,3 +168,35 @@ def test_an_unknown_offset_is_a_clear_config_error():
     d["cold_mix"]["graph_offset"] = "median"
     with pytest.raises(ValueError, match="graph_offset"):
         FusionConfig.from_dict(d)
+
+
+def test_cooccurrence_paths_equal_the_cosine_co_occurrence_times_the_relations():
+    from fusion.cold_graph import cooccurrence_paths
+
+    rng = np.random.default_rng(3)
+    x = sp.csr_matrix(rng.random((20, 9)) < 0.3, dtype=np.float32)
+    x[:, 8] = 0  # a product nobody has: no co-occurrence row
+    x.eliminate_zeros()
+    k = sp.random(9, 3, density=0.5, format="csc", dtype=np.float32, random_state=1)
+    xd = x.toarray()
+    deg = xd.sum(axis=0)
+    c = (xd.T @ xd) / np.sqrt(np.outer(np.maximum(deg, 1), np.maximum(deg, 1)))
+    np.fill_diagonal(c, 0)
+    assert np.allclose(cooccurrence_paths(x, k).toarray(), c @ k.toarray(), atol=1e-6)
+
+
+def test_the_co_purchase_part_joins_the_term_at_its_relative_norm(graph):
+    column_of, n, names = _columns(graph)
+    k = product_adjacency(graph, column_of, n)
+    c = {p: names.index(p) for p in names}
+    cold = np.array([c["p3"]])
+    x = np.zeros((3, n), np.float32)
+    x[0, [c["p2"], c["p4"]]] = x[1, [c["p4"], c["p1"]]] = x[2, c["p2"]] = 1
+    ui = sp.csr_matrix(x)
+    plain = cold_graph_weights(k, cold, 3.0, 10)
+    both = cold_graph_weights(k, cold, 3.0, 10, ui, cf=0.5)
+    assert np.array_equal(cold_graph_weights(k, cold, 3.0, 10, ui, cf=0.0).toarray(), plain.toarray())
+    extra = (both - plain).toarray()
+    # p4 has no relation to p3 but is bought with p2, related to p3: only the co-purchase paths name it
+    assert plain[c["p4"], c["p3"]] == 0 and extra[c["p4"], c["p3"]] > 0
+    assert np.linalg.norm(extra) == pytest.approx(0.5 * np.linalg.norm(plain.toarray()), rel=1e-4)
