@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from kg.graph import KnowledgeGraph
 from kg.schema import PRODUCT_RELATIONS
 
-from .item_item import ItemItemHead
+from .item_item import ItemItemHead, load_csr, save_csr
 
 __all__ = ["COLD_GRAPH_FILE", "ColdGraphTerm", "product_adjacency", "cold_graph_weights", "cooccurrence_paths",
            "combined_head"]
@@ -170,23 +170,18 @@ class ColdGraphTerm:
         return scores
 
     def save(self, directory: str | Path) -> Path:
-        path = Path(directory) / COLD_GRAPH_FILE
-        w = self.weights.tocsr()
         extra = {} if self.cold is None else {"cold": np.asarray(self.cold, dtype=np.int64)}
-        np.savez_compressed(path, data=w.data, indices=w.indices, indptr=w.indptr, shape=np.array(w.shape),
-                            gamma=self.gamma, weight=self.weight, hop2=self.hop2, offset=self.offset,
-                            **extra)
-        return path
+        return save_csr(Path(directory) / COLD_GRAPH_FILE, self.weights, gamma=self.gamma, weight=self.weight,
+                        hop2=self.hop2, offset=self.offset, **extra)
 
     @classmethod
     def load(cls, directory: str | Path) -> "ColdGraphTerm | None":
         path = Path(directory) / COLD_GRAPH_FILE
         if not path.exists():
             return None
-        z = np.load(path)
-        w = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(int(s) for s in z["shape"]))
-        offset = str(z["offset"]) if "offset" in z.files else "none"  # terms saved before offsets: none
-        cold = z["cold"].astype(np.int64) if "cold" in z.files else None
+        w, z = load_csr(path)
+        offset = str(z["offset"]) if "offset" in z else "none"  # terms saved before offsets: none
+        cold = z["cold"].astype(np.int64) if "cold" in z else None
         return cls(w, float(z["gamma"]), float(z["weight"]), float(z["hop2"]), offset, cold)
 
 

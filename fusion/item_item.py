@@ -135,11 +135,8 @@ class ItemItemHead:
         return out
 
     def save(self, directory: str | Path) -> Path:
-        path = Path(directory) / HEAD_FILE
-        w = self.weights.tocsr()
-        np.savez_compressed(path, data=w.data, indices=w.indices, indptr=w.indptr, shape=np.array(w.shape),
-                            gamma=self.gamma, reg=self.reg, weight=self.weight)
-        return path
+        return save_csr(Path(directory) / HEAD_FILE, self.weights, gamma=self.gamma, reg=self.reg,
+                        weight=self.weight)
 
     @classmethod
     def load(cls, directory: str | Path) -> "ItemItemHead | None":
@@ -147,20 +144,36 @@ class ItemItemHead:
         path = Path(directory) / HEAD_FILE
         if not path.exists():
             return None
-        z = np.load(path)
-        w = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(int(s) for s in z["shape"]))
+        w, z = load_csr(path)
         return cls(w, float(z["gamma"]), float(z["reg"]), float(z["weight"]))
+
+
+def save_csr(path: Path, matrix: sp.spmatrix, **values) -> Path:
+    """`matrix` as CSR arrays plus named `values` in one compressed .npz at `path` (see `load_csr`)."""
+    w = sp.csr_matrix(matrix)
+    np.savez_compressed(path, data=w.data, indices=w.indices, indptr=w.indptr, shape=np.array(w.shape), **values)
+    return path
+
+
+def load_csr(path: Path) -> tuple[sp.csr_matrix, dict]:
+    """(the CSR matrix, the other arrays by name) of a file written by `save_csr`."""
+    z = np.load(path)
+    w = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(int(s) for s in z["shape"]))
+    return w, {k: z[k] for k in z.files if k not in ("data", "indices", "indptr", "shape")}
 
 
 def choose_item_item(model_scores: np.ndarray, user_items: sp.csr_matrix, users: np.ndarray,
                      valid: sp.csr_matrix, regs: Sequence[float], weights: Sequence[float], top_k: int,
-                     max_items: int, log: Callable[[str], None] | None = None) -> tuple[float, float, list[dict]]:
+                     max_items: int, log: Callable[[str], None] | None = None, fitted: dict | None = None
+                     ) -> tuple[float, float, list[dict]]:
     """Pick (reg, weight) by validation NDCG@10 of model_scores + gamma * X W; weight 0 (no term) competes.
 
     Args:
         model_scores: float32 [len(users), n_items] the model's own scores of the validation `users`.
         user_items: training interactions [num_users, n_items] (W is fitted on them, and they are masked).
         valid: validation items [num_users, n_items].
+        fitted: when given, receives "weights", the W of the chosen reg (None when the term lost), so that a
+            caller that scores the same users again need not refit it.
     Returns (reg, weight, rows of {"reg", "weight", "valid_ndcg@10"}).
     """
     seen, rel = user_items[users], valid[users]
@@ -171,14 +184,18 @@ def choose_item_item(model_scores: np.ndarray, user_items: sp.csr_matrix, users:
 
     base = ndcg(model_scores)
     rows = [{"reg": 0.0, "weight": 0.0, "valid_ndcg@10": base}]
+    best, best_w = rows[0], None
     for reg in regs:
         w = item_item_weights(user_items, reg, top_k, max_items)
         e = (seen @ w).toarray().astype(np.float32)
         scale = score_scale(model_scores, e)
         for wt in weights:
             rows.append({"reg": float(reg), "weight": float(wt), "valid_ndcg@10": ndcg(model_scores + wt * scale * e)})
+            if rows[-1]["valid_ndcg@10"] > best["valid_ndcg@10"]:  # the first of equals, as max() picks
+                best, best_w = rows[-1], w
             if log:
                 log(f"    item-item reg={reg:g} weight={wt:g}: valid NDCG@10 {rows[-1]['valid_ndcg@10']:.4f} "
                     f"(model alone {base:.4f})")
-    best = max(rows, key=lambda r: r["valid_ndcg@10"])
+    if fitted is not None:
+        fitted["weights"] = best_w
     return best["reg"], best["weight"], rows

@@ -70,6 +70,7 @@ class FusionRecommender(RankingModel):
         self.item_item_tuning_: list[dict] = []
         self.item_item_valid_: float | None = None
         self.item_item_seconds_ = 0.0
+        self._tuning_item_item: sp.csr_matrix | None = None  # W of the chosen reg on the choosing rows (transient)
         self.cold_mix_: ColdTextMix | None = None
         self.cold_mix_choice_: float | None = None
         self.cold_mix_tuning_: list[dict] = []
@@ -189,6 +190,12 @@ class FusionRecommender(RankingModel):
 
     def _choose_cold_mix(self, data: TrainData) -> None:
         """The cold mix weight w by NDCG@10 on `data`'s validation cold products (`fusion.cold_mix`)."""
+        try:
+            self._choose_cold_mix_on(data)
+        finally:
+            self._tuning_item_item = None  # only the warm check below reuses it
+
+    def _choose_cold_mix_on(self, data: TrainData) -> None:
         mc = self.config.cold_mix
         self.cold_mix_choice_, self.cold_mix_tuning_, self.cold_mix_valid_ = None, [], None
         self.cold_graph_choice_ = 0.0
@@ -237,7 +244,9 @@ class FusionRecommender(RankingModel):
         ic = self.config.item_item
         if self.item_item_choice_ is not None and self.item_item_choice_[1]:
             reg, weight = self.item_item_choice_
-            e = (seen @ item_item_weights(data.user_items, reg, ic.top_k, ic.max_items)).toarray()
+            w = self._tuning_item_item  # fitted on these rows while choosing reg; refitted only when not kept
+            w = item_item_weights(data.user_items, reg, ic.top_k, ic.max_items) if w is None else w
+            e = (seen @ w).toarray()
             scores += np.float32(weight * score_scale(scores, e)) * e.astype(np.float32)
         term = (seen @ g[:, cold]).toarray().astype(np.float32)
         c = score_spread(scores[:, cold], term)
@@ -311,7 +320,7 @@ class FusionRecommender(RankingModel):
     def _choose_item_item(self, data: TrainData) -> None:
         """(reg, weight) of the item-item term by validation NDCG@10 of the trained network plus the term."""
         ic = self.config.item_item
-        self.item_item_choice_, self.item_item_tuning_ = None, []
+        self.item_item_choice_, self.item_item_tuning_, self._tuning_item_item = None, [], None
         if not ic.enabled:
             return
         if data.valid is None:
@@ -328,14 +337,16 @@ class FusionRecommender(RankingModel):
             return
         t0 = time.perf_counter()
         scores = score_users(self.model_, self._text, self._hist, users)
+        fitted: dict = {}
         try:
             reg, weight, rows = choose_item_item(scores, data.user_items, users, data.valid, ic.regs, ic.weights,
-                                                 ic.top_k, ic.max_items, log=self._log)
+                                                 ic.top_k, ic.max_items, log=self._log, fitted=fitted)
         except ValueError as e:  # too many products for the dense inverse: the network alone
             self._log(f"item-item term skipped: {e}")
             return
         self.item_item_seconds_ += time.perf_counter() - t0
         self.item_item_choice_, self.item_item_tuning_ = (reg, weight), rows
+        self._tuning_item_item = fitted.get("weights")  # the cold graph's warm check scores with it; then dropped
         self.item_item_valid_ = max(r["valid_ndcg@10"] for r in rows)
         self._log(f"item-item term: reg={reg:g} weight={weight:g}, valid NDCG@10 {self.item_item_valid_:.4f} "
                   f"(network alone {rows[0]['valid_ndcg@10']:.4f})")

@@ -247,3 +247,56 @@ def test_a_product_added_after_training_gets_no_offset_of_the_cold_graph_term(tm
     for pid, score in zip(after["product_id"], after["score"]):
         if pid != "N1":
             assert score == pytest.approx(old[pid], rel=1e-5, abs=1e-5)
+
+
+@pytest.mark.parametrize("offset", ["max", "none"])
+def test_the_warm_check_scores_every_graph_weight_and_the_max_offset_costs_warm_ranking_nothing(tmp_path, offset):
+    """A tuned fit with validation and validation cold products runs the cold graph term's warm check
+    (`FusionRecommender._warm_cost`, reusing the item-item W fitted while choosing reg): each v gets the warm
+    validation NDCG@10 of the whole catalog; with the max offset no cold product rises, so no v falls below
+    v = 0's."""
+    import torch
+
+    import fusion.recommender as rec_mod
+    from fusion import FusionConfig, FusionRecommender
+    from fusion.data import TrainData
+    from kg import KnowledgeGraph, merge_files
+    from kg.export import products_frame
+    from query_fixtures import HashEncoder, _texts, interactions, products
+
+    p, i, r = tmp_path / "products.csv", tmp_path / "interactions.csv", tmp_path / "relations.csv"
+    products().to_csv(p, index=False)
+    inter = interactions()
+    # each user's order rotated, so that the held-out last items differ and every validation item is warm
+    # (with the fixture's one order every user's last two products would be cold in the tuning graph)
+    k = inter["product_id"].str[1:].astype(int)
+    u = inter["user_id"].str[1:].map(lambda x: int(x) if x.isdigit() else 0)
+    inter["timestamp"] = 1000 + (k + 3 * u) % 10
+    inter.to_csv(i, index=False)
+    chain = [(f"{b}{k}", f"{b}{k + 1}") for b in "AB" for k in range(9)]
+    pd.DataFrame({"product_id": [a for a, _ in chain], "relation": "also_bought",
+                  "other_id": [b for _, b in chain]}).to_csv(r, index=False)
+    graph = KnowledgeGraph()
+    merge_files(graph, p, i, r, show_progress=False)
+    split = make_split(graph, "loo", seed=0, cold_frac=0.1)
+    tuning = TrainData.from_graph(split.fit_graph(graph, final=False), valid=split.valid, seed=0,
+                                  valid_cold=split.valid_cold)
+    final = TrainData.from_graph(split.fit_graph(graph, final=True), seed=0)
+    cfg = FusionConfig()
+    cfg.gnn.dim, cfg.train.epochs, cfg.train.batch_size, cfg.history_len = 16, 3, 64, 5
+    cfg.cold_mix.graph_weights, cfg.cold_mix.graph_offset = [0.0, 1.0, 4.0], offset
+    enc = HashEncoder()
+    torch.manual_seed(0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rec_mod, "text_embeddings", lambda g, items, *a, **k: enc.encode_texts(
+            products_frame(g, items).pipe(_texts)))
+        fr = FusionRecommender(cfg, tuning=tuning, refit=False).fit(final)
+    rows = fr.cold_mix_tuning_
+    assert {row["graph_weight"] for row in rows} == {0.0, 1.0, 4.0}
+    warm = {row["graph_weight"]: row["valid_ndcg@10"] for row in rows}
+    cold = np.flatnonzero(np.asarray(tuning.user_items.getnnz(axis=0)).ravel() == 0)
+    assert not np.isin(np.unique(tuning.valid.indices), cold).any() and len(cold)
+    assert all(v is not None for v in warm.values())
+    assert fr._tuning_item_item is None  # dropped once the warm check is done
+    if offset == "max":  # cold products only go down: warm validation items can only move up
+        assert warm[1.0] >= warm[0.0] - 1e-12 and warm[4.0] >= warm[0.0] - 1e-12

@@ -92,3 +92,9 @@ def test_choose_picks_the_term_when_it_helps_and_none_when_it_cannot():
     assert max(r["valid_ndcg@10"] for r in rows) == 1.0 and rows[0]["valid_ndcg@10"] < 1.0
     perfect = np.tile(np.array([0, 0, 9, 0, 0, 0], np.float32), (len(users), 1))
     assert choose_item_item(perfect, x, users, valid, [1.0], [0.5], 5, 100)[1] == 0.0
+    # `fitted` receives W of the chosen reg (a later scoring of the same rows reuses it), None without a term
+    fitted: dict = {}
+    reg, _, _ = choose_item_item(flat, x, users, valid, [1.0, 10.0], [0.5, 2.0], 5, 100, fitted=fitted)
+    assert np.allclose(fitted["weights"].toarray(), item_item_weights(x, reg, 5, 100).toarray())
+    choose_item_item(perfect, x, users, valid, [1.0], [0.5], 5, 100, fitted=fitted)
+    assert fitted["weights"] is None
