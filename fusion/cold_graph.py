@@ -187,7 +187,7 @@ class ColdGraphTerm:
 
 def combined_head(item_item: ItemItemHead | None, cold: ColdGraphTerm | None) -> ItemItemHead | None:
     """One sparse term for scoring and serving: the item-item term's columns (products with interactions) plus
-    the cold graph term's (products without), which never overlap; None when neither is there. The centring's
+    the cold graph term's (products without), which never overlap; None when neither is there. The term's
     per-user offset is not in it (it is dense over the cold columns): see `ColdGraphTerm.apply_offsets`."""
     if cold is None or cold.gamma == 0 or cold.weights.nnz == 0:
         return item_item

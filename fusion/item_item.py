@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from .metrics import ndcg_at_k, top_k as top_k_cols
 
 __all__ = ["ItemItemHead", "check_item_item_size", "ease_weights", "prune_columns", "item_item_weights", "score_scale",
-           "choose_item_item", "HEAD_FILE"]
+           "choose_item_item", "history_rows", "save_csr", "load_csr", "HEAD_FILE"]
 
 HEAD_FILE = "item_item.npz"
 
@@ -120,12 +120,7 @@ class ItemItemHead:
     def lift(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
         """CSR [B, n_items]: gamma * x W for each user's distinct product columns (columns beyond the head,
         products added after training, are ignored); its stored entries are the products the term lifts."""
-        kept = [np.asarray(c, dtype=np.int64) for c in histories]
-        kept = [c[c < self.num_items] for c in kept]
-        indptr = np.concatenate([[0], np.cumsum([len(c) for c in kept])])
-        indices = np.concatenate(kept) if kept else np.zeros(0, np.int64)
-        x = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(kept), self.num_items))
-        return self._times(x)
+        return self._times(history_rows(histories, self.num_items))
 
     def _times(self, x: sp.csr_matrix) -> sp.csr_matrix:
         """gamma * x W as float32 CSR without stored zeros."""
@@ -146,6 +141,16 @@ class ItemItemHead:
             return None
         w, z = load_csr(path)
         return cls(w, float(z["gamma"]), float(z["reg"]), float(z["weight"]))
+
+
+def history_rows(histories: Sequence[np.ndarray], num_items: int) -> sp.csr_matrix:
+    """Binary CSR [B, num_items] of each user's distinct product columns; columns >= num_items (products added
+    after a term was fitted) are dropped."""
+    kept = [np.asarray(c, dtype=np.int64) for c in histories]
+    kept = [c[c < num_items] for c in kept]
+    indptr = np.concatenate([[0], np.cumsum([len(c) for c in kept])])
+    indices = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(kept), num_items))
 
 
 def save_csr(path: Path, matrix: sp.spmatrix, **values) -> Path:

@@ -250,9 +250,8 @@ class FusionRecommender(RankingModel):
             scores += np.float32(weight * score_scale(scores, e)) * e.astype(np.float32)
         term = (seen @ g[:, cold]).toarray().astype(np.float32)
         c = score_spread(scores[:, cold], term)
-        off = self.config.cold_mix.graph_offset  # what each user's cold products give back (ColdGraphTerm.offsets)
-        if off != "none":
-            term -= term.max(axis=1, keepdims=True) if off == "max" else term.mean(axis=1, keepdims=True)
+        mc = self.config.cold_mix  # each user's cold products give back their offset, as the fitted term will
+        term -= ColdGraphTerm(g, 1.0, 0.0, mc.graph_hop2, mc.graph_offset, cold).offsets(seen)[:, None]
         rel, k = data.valid[users], min(10, scores.shape[1])
         out = {}
         for v in vs:

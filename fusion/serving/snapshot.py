@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
+from ..item_item import history_rows
 from ..vectors import unit_rows
 from .catalog import Catalog
 from .topk import ExactIndex, TopKIndex
@@ -55,14 +55,8 @@ class Snapshot:
                 if len(s):
                     prof[r] = unit_rows(self.text[np.asarray(s, dtype=np.int64)]).mean(axis=0)
             parts.append(prof)
-        if self.cold_graph is not None:
-            n = self.cold_graph.num_items  # products added after training have no rows in the term
-            kept = [np.unique(np.asarray(s, dtype=np.int64)) for s in seen]
-            kept = [s[s < n] for s in kept]
-            indptr = np.concatenate([[0], np.cumsum([len(s) for s in kept])])
-            x = sp.csr_matrix((np.ones(int(indptr[-1]), np.float32),
-                               np.concatenate(kept) if kept else np.zeros(0, np.int64), indptr), shape=(len(kept), n))
-            parts.append(self.cold_graph.offsets(x)[:, None])
+        if self.cold_graph is not None:  # products added after training have no rows in the term
+            parts.append(self.cold_graph.offsets(history_rows(seen, self.cold_graph.num_items))[:, None])
         return np.concatenate(parts, axis=1)
 
 
