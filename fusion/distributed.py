@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import torch
 
 __all__ = ["init_from_env", "rank", "world_size", "is_main", "agree", "barrier", "main_first", "weights_digest",
-           "check_agreement"]
+           "check_agreement", "shutdown"]
 
 
 def init_from_env() -> bool:
@@ -100,3 +100,11 @@ def check_agreement(module: torch.nn.Module) -> list[str]:
     if len(set(out)) > 1:
         raise RuntimeError(f"the ranks trained different weights: {out}")
     return out
+
+
+def shutdown() -> None:
+    """Leave the process group (no-op when none): a rank that exits with gloo's worker threads still alive
+    aborts at interpreter teardown ("terminate called without an active exception", pytorch/pytorch#190489)."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

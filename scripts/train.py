@@ -188,5 +188,14 @@ def warm_start(args: argparse.Namespace, graph, split, source: str, cache: str, 
     return 0
 
 
+def run(argv: list[str] | None = None) -> int:
+    """main, then leave the process group that torchrun's ranks joined (every rank, also on errors)."""
+    from fusion import distributed
+    try:
+        return main(argv)
+    finally:
+        distributed.shutdown()
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run())
