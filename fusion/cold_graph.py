@@ -191,7 +191,9 @@ def combined_head(item_item: ItemItemHead | None, cold: ColdGraphTerm | None) ->
     per-user offset is not in it (it is dense over the cold columns): see `ColdGraphTerm.apply_offsets`."""
     if cold is None or cold.gamma == 0 or cold.weights.nnz == 0:
         return item_item
-    if item_item is None or item_item.gamma == 0:
+    if item_item is None:
         return ItemItemHead(cold.weights.tocsr(), cold.gamma, 0.0, 0.0)
+    if item_item.gamma == 0:  # only the next-item memory won: it stays, beside the cold term's columns
+        return item_item.with_weights(cold.weights.tocsr().astype(np.float32), cold.gamma)
     w = (item_item.weights + cold.weights * np.float32(cold.gamma / item_item.gamma)).tocsr().astype(np.float32)
-    return ItemItemHead(w, item_item.gamma, item_item.reg, item_item.weight)
+    return item_item.with_weights(w, item_item.gamma)

@@ -98,6 +98,10 @@ class ItemItemConfig:
         reg, weight: used when training has no validation split.
         top_k: positive EASE weights kept per product.
         max_items: above this many products with interactions the term is skipped (dense inverse).
+        next_weights: weights of the next-item memory (`fusion.item_item.next_item_weights`: what came right
+            after the user's most recent product) tried on validation after (reg, weight); 0 always competes,
+            an empty list turns the memory off.
+        next_weight: used when training has no validation split.
     """
 
     enabled: bool = True
@@ -105,6 +109,8 @@ class ItemItemConfig:
     weights: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2, 0.4])
     reg: float = 100.0
     weight: float = 0.1
+    next_weights: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.03, 0.05, 0.08])
+    next_weight: float = 0.0
     top_k: int = 500
     max_items: int = 30000
 

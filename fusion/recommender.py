@@ -18,8 +18,8 @@ from .cold_mix import MIX_FILE, ColdTextMix, choose_cold_mix, cold_columns, pick
 from .config import FusionConfig
 from .data import Histories, TrainData, build_histories, build_path_sampler
 from .features import build_inputs, entity_ids, text_embeddings
-from .item_item import (HEAD_FILE, ItemItemHead, check_item_item_size, choose_item_item, item_item_weights,
-                        score_scale)
+from .item_item import (HEAD_FILE, ItemItemHead, check_item_item_size, choose_item_item, choose_next_item,
+                        item_item_weights, last_items, last_rows, next_item_weights, score_scale)
 from .model import FusionModel
 from .ranking_model import RankingModel
 from .trainer import TrainState, score_users, train_model, validation_users
@@ -70,6 +70,8 @@ class FusionRecommender(RankingModel):
         self.item_item_tuning_: list[dict] = []
         self.item_item_valid_: float | None = None
         self.item_item_seconds_ = 0.0
+        self.next_item_choice_ = 0.0  # the next-item memory's weight (`fusion.item_item.next_item_weights`)
+        self.next_item_tuning_: list[dict] = []
         self._tuning_item_item: sp.csr_matrix | None = None  # W of the chosen reg on the choosing rows (transient)
         self.cold_mix_: ColdTextMix | None = None
         self.cold_mix_choice_: float | None = None
@@ -247,7 +249,11 @@ class FusionRecommender(RankingModel):
             w = self._tuning_item_item  # fitted on these rows while choosing reg; refitted only when not kept
             w = item_item_weights(data.user_items, reg, ic.top_k, ic.max_items) if w is None else w
             e = (seen @ w).toarray()
+            net = scores.copy()
             scores += np.float32(weight * score_scale(scores, e)) * e.astype(np.float32)
+            if self.next_item_choice_:
+                t = self._next_scores(users, scores.shape[1])
+                scores += np.float32(self.next_item_choice_ * score_scale(net, t)) * t
         term = (seen @ g[:, cold]).toarray().astype(np.float32)
         c = score_spread(scores[:, cold], term)
         mc = self.config.cold_mix  # each user's cold products give back their offset, as the fitted term will
@@ -320,10 +326,11 @@ class FusionRecommender(RankingModel):
         """(reg, weight) of the item-item term by validation NDCG@10 of the trained network plus the term."""
         ic = self.config.item_item
         self.item_item_choice_, self.item_item_tuning_, self._tuning_item_item = None, [], None
+        self.next_item_choice_, self.next_item_tuning_ = 0.0, []
         if not ic.enabled:
             return
         if data.valid is None:
-            self.item_item_choice_ = (ic.reg, ic.weight)
+            self.item_item_choice_, self.next_item_choice_ = (ic.reg, ic.weight), float(ic.next_weight)
             return
         try:  # before any scoring: on a large catalog the validation scores alone take GBs
             check_item_item_size(int(np.unique(data.user_items.indices).size), ic.max_items)
@@ -332,7 +339,7 @@ class FusionRecommender(RankingModel):
             return
         users = validation_users(data.valid, seed=self.config.train.seed)
         if not len(users):
-            self.item_item_choice_ = (ic.reg, ic.weight)
+            self.item_item_choice_, self.next_item_choice_ = (ic.reg, ic.weight), float(ic.next_weight)
             return
         t0 = time.perf_counter()
         scores = score_users(self.model_, self._text, self._hist, users)
@@ -343,32 +350,57 @@ class FusionRecommender(RankingModel):
         except ValueError as e:  # too many products for the dense inverse: the network alone
             self._log(f"item-item term skipped: {e}")
             return
-        self.item_item_seconds_ += time.perf_counter() - t0
         self.item_item_choice_, self.item_item_tuning_ = (reg, weight), rows
         self._tuning_item_item = fitted.get("weights")  # the cold graph's warm check scores with it; then dropped
         self.item_item_valid_ = max(r["valid_ndcg@10"] for r in rows)
-        self._log(f"item-item term: reg={reg:g} weight={weight:g}, valid NDCG@10 {self.item_item_valid_:.4f} "
-                  f"(network alone {rows[0]['valid_ndcg@10']:.4f})")
+        if ic.next_weights:  # the next-item memory, on top of the chosen term
+            n = data.user_items.shape[1]
+            t = self._next_scores(users, n)
+            nw, _, nrows = choose_next_item(fitted["scores"], t, scores, data.user_items[users], data.valid[users],
+                                            ic.next_weights, log=self._log)
+            self.next_item_choice_, self.next_item_tuning_ = nw, nrows
+            self.item_item_valid_ = max(self.item_item_valid_, max(r["valid_ndcg@10"] for r in nrows))
+        self.item_item_seconds_ += time.perf_counter() - t0
+        self._log(f"item-item term: reg={reg:g} weight={weight:g}, next-item weight={self.next_item_choice_:g}, "
+                  f"valid NDCG@10 {self.item_item_valid_:.4f} (network alone {rows[0]['valid_ndcg@10']:.4f})")
+
+    def _next_matrix(self, num_items: int) -> sp.csr_matrix:
+        """T of the next-item memory from the histories the model is bound to (`fusion.item_item`)."""
+        return next_item_weights(self._hist.indptr, self._hist.items, num_items)
+
+    def _next_scores(self, users: np.ndarray, num_items: int, t: sp.csr_matrix | None = None) -> np.ndarray:
+        """float32 [len(users), num_items]: T[last product] of each user (zeros without history)."""
+        t = self._next_matrix(num_items) if t is None else t
+        last = last_items(self._hist.indptr, self._hist.items, users)
+        return (last_rows(last, num_items) @ t).toarray().astype(np.float32)
 
     def _fit_item_item(self, data: TrainData) -> None:
         """Fit W on `data`'s interactions with the chosen reg; gamma from the network's score spread."""
         self.item_item_ = None
-        if self.item_item_choice_ is None or self.item_item_choice_[1] == 0:
+        nw = float(self.next_item_choice_ or 0.0)
+        if self.item_item_choice_ is None or (self.item_item_choice_[1] == 0 and not nw):
             return
         t0 = time.perf_counter()
         ic = self.config.item_item
         reg, weight = self.item_item_choice_
+        n = data.user_items.shape[1]
         try:
-            w = item_item_weights(data.user_items, reg, ic.top_k, ic.max_items)
+            w = item_item_weights(data.user_items, reg, ic.top_k, ic.max_items) if weight else \
+                sp.csr_matrix((n, n), dtype=np.float32)
         except ValueError as e:  # too many products for the dense inverse: the network alone
             self._log(f"item-item term skipped: {e}")
             return
         users = np.flatnonzero(np.diff(data.user_items.indptr) > 0)
         if len(users) > 2000:
             users = np.sort(np.random.default_rng(self.config.train.seed).choice(users, 2000, replace=False))
-        scale = score_scale(score_users(self.model_, self._text, self._hist, users),
-                            (data.user_items[users] @ w).toarray())
-        self.item_item_ = ItemItemHead(w, weight * scale, reg, weight)
+        net = score_users(self.model_, self._text, self._hist, users)
+        scale = score_scale(net, (data.user_items[users] @ w).toarray()) if weight else 0.0
+        head = ItemItemHead(w, weight * scale, reg, weight)
+        if nw:  # the next-item memory from the same rows' time-ordered histories
+            t = self._next_matrix(n)
+            head = ItemItemHead(w, weight * scale, reg, weight, next_weights=t,
+                                next_gamma=nw * score_scale(net, self._next_scores(users, n, t)), next_weight=nw)
+        self.item_item_ = head
         self.item_item_seconds_ += time.perf_counter() - t0
 
     def _log(self, msg: str) -> None:
@@ -432,6 +464,7 @@ class FusionRecommender(RankingModel):
         rec.network_seconds_ = rec.state_.seconds
         ii = meta.get("item_item")  # None: the saved model had no term (disabled, or weight 0 chosen)
         rec.item_item_choice_ = None if not ii or not cfg.item_item.enabled else (float(ii["reg"]), float(ii["weight"]))
+        rec.next_item_choice_ = float((ii or {}).get("next_weight") or 0.0)
         rec._fit_item_item(data)
         saved_mix = ColdTextMix.load(d)
         rec.cold_mix_choice_ = None if saved_mix is None or not cfg.cold_mix.enabled else saved_mix.weight
@@ -480,7 +513,10 @@ class FusionRecommender(RankingModel):
         meta = {"name": self.name, "best_epoch": self.best_epoch_,
                 "best_valid_ndcg@10": None if self.state_ is None else self.state_.best_ndcg,
                 "item_item": None if head is None else {"reg": head.reg, "weight": head.weight, "gamma": head.gamma,
-                                                        "valid_ndcg@10": self.item_item_valid_},
+                                                        "next_weight": head.next_weight,
+                                                        "next_gamma": head.next_gamma,
+                                                        "valid_ndcg@10": self.item_item_valid_,
+                                                        "next_tuning": self.next_item_tuning_},
                 "cold_mix": {"weight": 0.0 if mix is None else mix.weight, "scale": None if mix is None else mix.scale,
                              "graph_weight": 0.0 if cg is None else cg.weight,
                              "graph_gamma": None if cg is None else cg.gamma,
@@ -550,7 +586,8 @@ class FusionRecommender(RankingModel):
                                        text[c])
         head = self.scoring_head()  # after the mix, as the query API adds it to the mixed rows' dot products
         if head is not None:
-            scores += head.scores(self._user_items[user_idx])
+            last = last_items(self._hist.indptr, self._hist.items, user_idx) if head.uses_last else None
+            scores += head.scores(self._user_items[user_idx], last)
         if self.cold_graph_ is not None:
             self.cold_graph_.apply_offsets(scores, self._user_items[user_idx])
         return scores

@@ -49,8 +49,9 @@ def to_hetero_data(graph: KnowledgeGraph, reverse: bool = True) -> "HeteroData":
         if reverse:
             data[spec.dst, rev_type(t), spec.src].edge_index = ei.flip(0)
         if t == INTERACTED:
-            w = torch.from_numpy(e["weight"].to_numpy(np.float32))
-            ts = torch.from_numpy(e["timestamp"].fillna(-1).to_numpy(np.int64))
+            # copies: pandas 3 hands out read-only views, which torch warns about
+            w = torch.from_numpy(e["weight"].to_numpy(np.float32, copy=True))
+            ts = torch.from_numpy(e["timestamp"].fillna(-1).to_numpy(np.int64, copy=True))
             data[spec.src, t, spec.dst].edge_weight = w
             data[spec.src, t, spec.dst].time = ts
             if reverse:

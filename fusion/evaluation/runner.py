@@ -234,6 +234,7 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
                       "best_valid_ndcg@10": _round(rec.state_.best_ndcg if rec.state_ is not None
                                                    else getattr(rec, "best_valid_", None)),
                       "item_item": None if head is None else {"reg": head.reg, "weight": head.weight,
+                                                              "next_weight": head.next_weight,
                                                               "valid_ndcg@10": _round(rec.item_item_valid_)},
                       "cold_mix": None if rec.cold_mix_ is None else {
                           "weight": rec.cold_mix_.weight, "valid_cold_ndcg@10": _round(rec.cold_mix_valid_)},

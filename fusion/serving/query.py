@@ -370,8 +370,8 @@ class Recommender:
         if u < 0:
             self._unknown([uid], on_unknown)
             return self._frame(st, *self._popular(st, k, allowed, None), "popular")
-        vectors, seen = self._views([u])
-        scores, cols = self._rank(st, vectors, seen, k, seen if exclude_seen else None, allowed)
+        vectors, seen, last = self._views([u])
+        scores, cols = self._rank(st, vectors, seen, k, seen if exclude_seen else None, allowed, last)
         return self._frame(st, scores[0], cols[0], "model")
 
     def recommend_batch(self, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = True, brands=None,
@@ -391,8 +391,9 @@ class Recommender:
         known = np.flatnonzero(~unknown)
         for s in range(0, len(known), _BATCH):
             rows = known[s:s + _BATCH]
-            vectors, seen = self._views(us[rows])
-            scores[rows], cols[rows] = self._rank(st, vectors, seen, k, seen if exclude_seen else None, allowed)
+            vectors, seen, last = self._views(us[rows])
+            scores[rows], cols[rows] = self._rank(st, vectors, seen, k, seen if exclude_seen else None, allowed,
+                                                  last)
         if unknown.any():
             ps, pc = self._popular(st, k, allowed, None)
             scores[unknown], cols[unknown] = ps, pc
@@ -419,7 +420,7 @@ class Recommender:
         if query is not None:
             scores, out = self._search_top(st, query, user, k, exclude, allowed)
         else:
-            scores, out = self._rank(st, user[None], [np.unique(cols)], k, exclude, allowed)
+            scores, out = self._rank(st, user[None], [np.unique(cols)], k, exclude, allowed, cols[-1:])
         return self._frame(st, scores[0], out[0], "model")
 
     # --- search and similar products -----------------------------------------------------------------
@@ -438,7 +439,7 @@ class Recommender:
             if u < 0:
                 self._unknown([user_id], None, "searching without personalisation")
             else:
-                vectors, seen = self._views([u])
+                vectors, seen, _ = self._views([u])
                 user = vectors[0]
                 exclude = seen if exclude_seen else None
         scores, cols = self._search_top(st, query, user, k, exclude, allowed)
@@ -584,18 +585,18 @@ class Recommender:
             fresh = unseen_interactions(graph, frame)
             self._apply([r for r, keep in zip(good, fresh) if keep])
 
-    def _views(self, users) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Vectors [B, d] and distinct product columns of users, each from one consistent state."""
-        vecs, seen = [], []
+    def _views(self, users) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """Vectors [B, d], distinct product columns and most recent product column [B] (-1: none) of users, each
+        from one consistent state."""
+        vecs, seen, last = [], [], []
         for u in users:
             s = self._history.state(int(u))
-            if s is None:
-                vecs.append(self._users[int(u)])
-                seen.append(self._history.base.seen(int(u)))
-            else:
-                vecs.append(s.vector)
-                seen.append(np.unique(s.items))
-        return np.stack(vecs) if vecs else np.zeros((0, self._users.shape[1]), np.float32), seen
+            items = self._history.base.items_of(int(u)) if s is None else s.items
+            vecs.append(self._users[int(u)] if s is None else s.vector)
+            seen.append(np.unique(items))
+            last.append(int(items[-1]) if len(items) else -1)
+        vecs = np.stack(vecs) if vecs else np.zeros((0, self._users.shape[1]), np.float32)
+        return vecs, seen, np.asarray(last, dtype=np.int64)
 
     # --- cold start ----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -732,8 +733,10 @@ class Recommender:
             scores, cols = np.take_along_axis(scores, order, 1), np.take_along_axis(cols, order, 1)
         return scores, cols
 
-    def _rank(self, st: Snapshot, users: np.ndarray, seen: list[np.ndarray], k: int, exclude, allowed):
-        """Top k of the full score U . F + item-item term of each user's products `seen` [B] (columns).
+    def _rank(self, st: Snapshot, users: np.ndarray, seen: list[np.ndarray], k: int, exclude, allowed,
+              last: np.ndarray | None = None):
+        """Top k of the full score U . F + item-item term of each user's products `seen` [B] (columns) and most
+        recent product `last` [B] (the next-item memory's row; -1 or None: none).
 
         An exact index adds the term to its dense scores. Another index (faiss) gives the top k by dot
         product; the term only lifts (>= 0) the products it names, so the top k lies among those two sets,
@@ -744,21 +747,22 @@ class Recommender:
         if head is None:
             return self._top(st, st.rec_index, users, k, exclude, allowed)
         if isinstance(st.rec_index, ExactIndex):  # dense scores anyway: add the term to them
-            return self._top(st, st.rec_index, users, k, exclude, allowed, extra=head.lift(seen))
+            return self._top(st, st.rec_index, users, k, exclude, allowed, extra=head.lift(seen, last))
         scores, cols = self._top(st, st.rec_index, users, k, exclude, allowed)
         out_s, out_c = scores.copy(), cols.copy()
         for s in range(0, len(seen), 256):
             stop = min(s + 256, len(seen))
             merged = self._merge_lifted(st, head, users[s:stop], seen[s:stop], scores[s:stop], cols[s:stop], k,
-                                        None if exclude is None else exclude[s:stop], allowed)
+                                        None if exclude is None else exclude[s:stop], allowed,
+                                        None if last is None else last[s:stop])
             if merged is not None:
                 out_s[s:stop], out_c[s:stop] = merged
         return out_s, out_c
 
     @staticmethod
-    def _merge_lifted(st: Snapshot, head: ItemItemHead, users, seen, scores, cols, k, exclude, allowed):
+    def _merge_lifted(st: Snapshot, head: ItemItemHead, users, seen, scores, cols, k, exclude, allowed, last=None):
         """`_rank` for one chunk: (scores, cols) [b, k], or None when the term changes nothing."""
-        lift = head.lift(seen)
+        lift = head.lift(seen, last)
         rows = np.repeat(np.arange(len(seen)), np.diff(lift.indptr))
         c, bonus = lift.indices.astype(np.int64), lift.data
         keep = np.ones(len(c), dtype=bool) if allowed is None else allowed[c]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fusion.item_item import (ItemItemHead, choose_item_item, ease_weights, item_item_weights, prune_columns,
-                              score_scale)
+from fusion.item_item import (ItemItemHead, choose_item_item, choose_next_item, ease_weights, item_item_weights,
+                              last_items, last_rows, next_item_weights, prune_columns, score_scale)
 
 
 def _x(seed=0, users=40, items=12, density=0.3):
@@ -98,3 +98,63 @@ def test_choose_picks_the_term_when_it_helps_and_none_when_it_cannot():
     assert np.allclose(fitted["weights"].toarray(), item_item_weights(x, reg, 5, 100).toarray())
     choose_item_item(perfect, x, users, valid, [1.0], [0.5], 5, 100, fitted=fitted)
     assert fitted["weights"] is None
+
+
+def test_next_item_weights_count_what_came_right_after_and_normalise_both_ways():
+    # users: [0, 1, 2], [0, 1], [1, 1, 3], [] (time order), 5 products (4 never seen)
+    indptr, items = np.array([0, 3, 5, 8, 8]), np.array([0, 1, 2, 0, 1, 1, 1, 3])
+    t = next_item_weights(indptr, items, 5).toarray()
+    c = np.zeros((5, 5))
+    c[0, 1], c[1, 2], c[1, 3] = 2, 1, 1  # 2 -> 0 crosses users, 1 -> 1 is a repeat: neither counts
+    expected = c / np.sqrt(np.outer(c.sum(1), c.sum(0)) + (c == 0))
+    np.testing.assert_allclose(t, expected, rtol=1e-6)
+    assert t.dtype == np.float32
+    np.testing.assert_array_equal(last_items(indptr, items, np.array([0, 2, 3, 1])), [2, 3, -1, 1])
+    rows = last_rows(np.array([2, -1, 7, 0]), 5).toarray()  # -1 and a column beyond the term stay empty
+    np.testing.assert_array_equal(rows.sum(1), [1, 0, 0, 1])
+    assert rows[0, 2] == 1 and rows[3, 0] == 1
+
+
+def test_head_adds_the_next_item_memory_of_the_last_product_and_round_trips(tmp_path):
+    x = _x()
+    w = item_item_weights(x, 5.0, top_k=4, max_items=100)
+    t = sp.csr_matrix(np.triu(np.random.default_rng(1).random((12, 12)), 1).astype(np.float32))
+    head = ItemItemHead(w, 2.0, 5.0, 0.1, next_weights=t, next_gamma=3.0, next_weight=0.02)
+    assert head.uses_last
+    last = np.array([4, -1, 0])
+    s = head.scores(x[:3], last)
+    expected = 2.0 * (x[:3] @ w).toarray()
+    expected[0] += 3.0 * t[4].toarray()[0]
+    expected[2] += 3.0 * t[0].toarray()[0]
+    np.testing.assert_allclose(s, expected, rtol=1e-5)
+    np.testing.assert_allclose(head.scores(x[:3]), 2.0 * (x[:3] @ w).toarray(), rtol=1e-6)  # no last: no memory
+    lift = head.lift([x[0].indices, x[1].indices, x[2].indices], last).toarray()
+    np.testing.assert_allclose(lift, s, rtol=1e-5)
+    head.save(tmp_path)
+    back = ItemItemHead.load(tmp_path)
+    assert (back.next_weights != t).nnz == 0 and (back.next_gamma, back.next_weight) == (3.0, 0.02)
+    # an item-item matrix swapped in (the cold graph's columns) keeps the memory
+    other = back.with_weights(sp.csr_matrix((12, 12), dtype=np.float32), 1.0)
+    np.testing.assert_allclose(other.scores(x[:1], last[:1])[0], 3.0 * t[4].toarray()[0], rtol=1e-5)
+    # a head saved without the memory loads without it
+    ItemItemHead(w, 2.0, 5.0, 0.1).save(tmp_path)
+    assert ItemItemHead.load(tmp_path).next_weights is None and not ItemItemHead.load(tmp_path).uses_last
+
+
+def test_choose_next_item_takes_the_memory_when_it_helps_and_zero_when_it_cannot():
+    n_users, n_items = 20, 6
+    seen = sp.csr_matrix(np.eye(n_users, n_items, dtype=np.float32) * 0)
+    rel = np.zeros((n_users, n_items), np.float32)
+    rel[:, 5] = 1  # everyone's next product is 5, which the scores put last
+    rel = sp.csr_matrix(rel)
+    scores = np.tile(np.array([0.5, 0.4, 0.3, 0.2, 0.1, 0.0], np.float32), (n_users, 1))
+    nxt = np.zeros_like(scores)
+    nxt[:, 5] = 1.0
+    w, scale, rows = choose_next_item(scores, nxt, scores, seen, rel, [0.01, 0.5, 2.0])
+    assert rows[0]["next_weight"] == 0 and len(rows) == 4
+    assert w > 0 and scale > 0 and max(r["valid_ndcg@10"] for r in rows) == 1.0 > rows[0]["valid_ndcg@10"]
+    wrong = np.zeros_like(scores)
+    wrong[:, 1] = 1.0  # lifts a product that is never next
+    rel0 = sp.csr_matrix(np.tile(np.array([1, 0, 0, 0, 0, 0], np.float32), (n_users, 1)))
+    assert choose_next_item(scores, wrong, scores, seen, rel0, [0.5, 2.0])[0] == 0.0
+    assert choose_next_item(scores, np.zeros_like(scores), scores, seen, rel, [0.5])[0] == 0.0  # a flat memory

@@ -119,6 +119,69 @@ def test_item_item_term_joins_the_ranking_exactly(paths, index, tmp_path):
     assert set(ids[cols]) - {"B0", "B1"} <= set(new["product_id"])
 
 
+@pytest.mark.parametrize("index", ["exact", "faiss"])
+def test_next_item_memory_follows_the_users_latest_product(paths, index, tmp_path):
+    """With the next-item memory, the served top k is the brute-force top k of U.F + gamma X W + g T[last], the
+    evaluated model's scores are the served ones, and a recorded event moves `last` to the new product."""
+    pytest.importorskip("faiss") if index == "faiss" else None
+    import shutil
+
+    import scipy.sparse as sp
+
+    from fusion import FusionRecommender, ItemItemHead
+    from fusion.data import TrainData
+    from kg import EmbeddedStore
+
+    trained = Recommender.load(paths[0], text_encoder=HashEncoder()).item_item
+    n = trained.num_items
+    rng = np.random.default_rng(3)
+    t = sp.random(n, n, density=0.3, format="csr", dtype=np.float32, random_state=rng)
+    model_dir = shutil.copytree(paths[0], tmp_path / "model")
+    ItemItemHead(trained.weights, trained.gamma, trained.reg, trained.weight, next_weights=t, next_gamma=5.0,
+                 next_weight=0.05).save(model_dir)
+    r = Recommender.load(model_dir, text_encoder=HashEncoder(), index=index)
+    assert r.item_item.uses_last
+    ids = np.array(r.product_ids)
+    column = {p: j for j, p in enumerate(ids)}
+
+    def brute(user):
+        hist = [column[p] for p in r.history(user)["product_id"]]
+        seen = np.unique(hist)
+        full = r.product_vectors @ r.user_vectors([user])[0]
+        lift = r.item_item.lift([seen], np.array([hist[-1]]))
+        full[lift.indices] += lift.data
+        ok = np.ones(len(ids), dtype=bool)
+        ok[seen] = False
+        order = np.flatnonzero(ok)[np.argsort(-full[ok], kind="stable")][:6]
+        return order, full[order]
+
+    for user in ("a3", "x", "b1"):
+        order, scores = brute(user)
+        out = r.recommend(user, k=6)
+        np.testing.assert_allclose(out["score"].to_numpy(), scores, rtol=1e-4, atol=1e-5)
+        assert r.recommend_batch([user], k=6)["product_id"].tolist() == out["product_id"].tolist()
+    # the evaluated model scores as the API serves (exact index: every product's score)
+    if index == "exact":
+        graph = EmbeddedStore(paths[1]).load()
+        fr = FusionRecommender.load(model_dir, TrainData.from_graph(graph, seed=0))
+        u = graph.id_map("User").index("a3")
+        expected = fr.score(np.array([u]))[0]
+        served = r.recommend("a3", k=21, exclude_seen=False)
+        np.testing.assert_allclose(served["score"].to_numpy(), np.sort(expected)[::-1], rtol=1e-4, atol=1e-4)
+    # a new event makes its product the user's latest: the memory now reads that product's row
+    before = r.recommend("x", k=6)
+    r.record("x", "A5", "purchase")
+    assert r.history("x")["product_id"].iloc[-1] == "A5"
+    order, scores = brute("x")
+    after = r.recommend("x", k=6)
+    np.testing.assert_allclose(after["score"].to_numpy(), scores, rtol=1e-4, atol=1e-5)
+    assert after["product_id"].tolist() != before["product_id"].tolist()
+    # a new user's last chosen product leads the memory too
+    new = r.recommend_new_user(["B0", "A7"], k=21)
+    lifted = set(ids[t[column["A7"]].indices]) - {"B0", "A7"}
+    assert lifted <= set(new["product_id"])
+
+
 def test_load_errors(tmp_path, paths):
     with pytest.raises(FileNotFoundError, match="not a fusion model directory"):
         Recommender.load(tmp_path)
