@@ -4,6 +4,8 @@ Path kinds, from history item X to product P:
 
     related         User -INTERACTED-> X -ALSO_BOUGHT|ALSO_VIEWED|BOUGHT_TOGETHER|...- P
     co_interaction  User -INTERACTED-> X <-INTERACTED- other User -INTERACTED-> P
+    next            the same shape, X the user's most recent product and P what those other users chose right
+                    after X (the next-item memory of `fusion.item_item`, in words)
     brand           User -INTERACTED-> X -HAS_BRAND-> B <-HAS_BRAND- P
     category        User -INTERACTED-> X -IN_CATEGORY-> leaf (-SUBCATEGORY_OF->)* C
                                          (<-SUBCATEGORY_OF-)* leaf' <-IN_CATEGORY- P
@@ -17,7 +19,8 @@ Each path is scored by the model:
 recency(X) is the model's learned position weight of X's last position in the user's history (softmax of
 `position_logits` over the last `history_len` items, scaled so that the most recent item has 1; older items
 keep the oldest weight; uniform for `history_order="set"`), F the fused product vectors, and w_kind
-(`PATH_WEIGHTS`) 1.0 for a product relation, 0.9 * n / (n + 1) for n co-interacting users, 0.8 for the
+(`PATH_WEIGHTS`) 1.0 for a product relation, 0.95 * n / (n + 1) for n users who chose P right after X,
+0.9 * n / (n + 1) for n co-interacting users, 0.8 for the
 brand and 0.7 * specificity for a category, specificity = 1 - log(size) / log(catalog size) clipped to
 [0.1, 1]. The best `max_paths` paths come first; no path at all gives an empty list.
 """
@@ -33,7 +36,7 @@ from .users import UserHistory
 
 __all__ = ["PATH_WEIGHTS", "explain_paths", "recency_weights"]
 
-PATH_WEIGHTS = {"related": 1.0, "co_interaction": 0.9, "brand": 0.8, "category": 0.7}
+PATH_WEIGHTS = {"related": 1.0, "next": 0.95, "co_interaction": 0.9, "brand": 0.8, "category": 0.7}
 MAX_CATEGORY_SHARE = 0.5
 
 _VERBS = {"purchase": "bought", "buy": "bought", "order": "bought", "bought": "bought", "view": "viewed",
@@ -114,6 +117,14 @@ def explain_paths(user: int, target: int, history: UserHistory, catalog: Catalog
                 out_text, in_text = _RELATED_TEXT.get(rel, ("it is linked to this", "this is linked to it"))
                 add("related", PATH_WEIGHTS["related"], f"{head}; {out_text if outgoing else in_text}.", [], [rel])
         co = np.setdiff1d(np.intersect1d(history.users_of(x), p_users, assume_unique=True), [user])
+        after = [int(o) for o in co if _follows(history.items_of(int(o)), x, target)] if pos == len(items) - 1 else []
+        if after:
+            k = len(after)
+            other = history.id_of(after[0])
+            who = "other customer" if k == 1 else "other customers"
+            add("next", PATH_WEIGHTS["next"] * k / (k + 1),
+                f"{head} most recently; {k} {who} chose this right after it.",
+                [("User", other, other)], [INTERACTED, INTERACTED])
         if len(co):
             k = len(co)
             other = history.id_of(int(co[0]))
@@ -137,6 +148,12 @@ def explain_paths(user: int, target: int, history: UserHistory, catalog: Catalog
                 f"{head}; this is in the same category: {catalog.cat_names[c]} ({path}).", middle, rels)
     paths.sort(key=lambda e: -e.score)
     return paths[:max_paths]
+
+
+def _follows(items: np.ndarray, x: int, p: int) -> bool:
+    """True when product p comes right after product x somewhere in one time-ordered history."""
+    at = np.flatnonzero(np.asarray(items[:-1]) == x)
+    return bool(len(at)) and bool((np.asarray(items)[at + 1] == p).any())
 
 
 def _category_chain(catalog: Catalog, x: int, p: int, c: int) -> tuple[list, list[str]]:

@@ -403,6 +403,18 @@ def test_explain_co_interaction_and_no_path(shared_rec):
     assert shared_rec.explain("b1", "A3") == []
 
 
+def test_explain_names_what_others_chose_right_after_the_latest_product(shared_rec):
+    """x's latest product is B0; b2..b9 bought B1 right after B0 (b1 skipped B1, b0 never had B0)."""
+    paths = shared_rec.explain("x", "B1", max_paths=10)
+    nxt = [p for p in paths if p.kind == "next"]
+    assert len(nxt) == 1 and nxt[0].via == "B0"
+    assert nxt[0].text.endswith("most recently; 8 other customers chose this right after it.")
+    assert nxt[0].nodes[0] == ("User", "x", "x") and nxt[0].nodes[2][0] == "User" and nxt[0].nodes[-1][1] == "B1"
+    assert nxt[0].relations == ["INTERACTED", "INTERACTED", "INTERACTED"]
+    # only the latest product (B0) leads it, and nobody chose A2 right after B0
+    assert all(p.kind != "next" for p in shared_rec.explain("x", "A2", max_paths=10))
+
+
 def test_explain_errors(shared_rec):
     with pytest.raises(UnknownIdError, match="unknown user id 'ghost'"):
         shared_rec.explain("ghost", "A1")

@@ -60,9 +60,10 @@ def test_a_purchase_changes_history_recommendations_and_explanations_at_once(cop
     tools = [f"B{k}" for k in range(4, 10)]
     score = lambda f: f.set_index("product_id").loc[tools, "score"].mean()
     assert score(after) > score(before) + 0.1  # the tool purchases pull the other tools up
-    # the item-item term sees the new history: the score is U . F + lift(seen) for the recomputed user
-    v, seen = rec._views([rec._history.find("a3")])
-    full = v @ rec.product_vectors.T + (rec.item_item.lift(seen).toarray() if rec.item_item else 0)
+    # the item-item term sees the new history: the score is U . F + lift(seen, last) for the recomputed user
+    v, seen, last = rec._views([rec._history.find("a3")])
+    assert last[0] == rec.product_ids.index("B3")  # the latest purchase leads the next-item memory
+    full = v @ rec.product_vectors.T + (rec.item_item.lift(seen, last).toarray() if rec.item_item else 0)
     top = after["product_id"].iloc[0]
     np.testing.assert_allclose(after["score"].iloc[0], full[0, rec.product_ids.index(top)], rtol=1e-5)
     why = rec.explain("a3", "B1" if "B1" != top else "B0")
