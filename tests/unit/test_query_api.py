@@ -139,7 +139,8 @@ def test_next_item_memory_follows_the_users_latest_product(paths, index, tmp_pat
     model_dir = shutil.copytree(paths[0], tmp_path / "model")
     ItemItemHead(trained.weights, trained.gamma, trained.reg, trained.weight, next_weights=t, next_gamma=5.0,
                  next_weight=0.05).save(model_dir)
-    r = Recommender.load(model_dir, text_encoder=HashEncoder(), index=index)
+    # event_log=None: record() below must not write to the shared store that other tests read
+    r = Recommender.load(model_dir, text_encoder=HashEncoder(), index=index, event_log=None)
     assert r.item_item.uses_last
     ids = np.array(r.product_ids)
     column = {p: j for j, p in enumerate(ids)}
