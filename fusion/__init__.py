@@ -16,7 +16,7 @@ from typing import Any
 __all__ = [
     "FusionConfig", "LossConfig", "TrainConfig", "ItemItemConfig", "ColdMixConfig", "TowerConfig", "ABLATIONS", "FusionModel",
     "SequenceTower", "FusionRecommender",
-    "ItemItemHead", "ColdTextMix", "ColdGraphTerm", "RankingModel", "TrainData", "interaction_matrix",
+    "ItemItemHead", "LastTextTerm", "ColdTextMix", "ColdGraphTerm", "RankingModel", "TrainData", "interaction_matrix",
     "info_nce_loss", "bpr_loss", "softmax_preference_loss", "kg_path_loss", "l2_regularization",
     "train_model", "TrainState", "transfer_weights", "WarmStartReport",
     "ExactIndex", "FaissIndex", "ANNConfig",
@@ -26,7 +26,7 @@ __all__ = [
 _WHERE = {
     "FusionConfig": "config", "LossConfig": "config", "TrainConfig": "config", "ABLATIONS": "config",
     "ItemItemConfig": "config", "ItemItemHead": "item_item", "ColdMixConfig": "config", "ColdTextMix": "cold_mix",
-    "ColdGraphTerm": "cold_graph",
+    "ColdGraphTerm": "cold_graph", "LastTextTerm": "last_text",
     "TowerConfig": "sequence_tower", "SequenceTower": "sequence_tower",
     "FusionModel": "model", "FusionRecommender": "recommender", "RankingModel": "ranking_model",
     "TrainData": "data", "interaction_matrix": "data",

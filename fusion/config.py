@@ -102,6 +102,10 @@ class ItemItemConfig:
             after the user's most recent product) tried on validation after (reg, weight); 0 always competes,
             an empty list turns the memory off.
         next_weight: used when training has no validation split.
+        text_weights: weights of the latest product's text term (`fusion.last_text`: the text similarity of
+            each product to the user's most recent one) tried on validation after the next-item memory; 0
+            always competes, an empty list turns the term off.
+        text_weight: used when training has no validation split.
     """
 
     enabled: bool = True
@@ -111,6 +115,8 @@ class ItemItemConfig:
     weight: float = 0.1
     next_weights: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.03, 0.05, 0.08])
     next_weight: float = 0.0
+    text_weights: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2, 0.3, 0.45])
+    text_weight: float = 0.0
     top_k: int = 500
     max_items: int = 30000
 

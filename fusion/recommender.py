@@ -20,6 +20,7 @@ from .data import Histories, TrainData, build_histories, build_path_sampler
 from .features import build_inputs, entity_ids, text_embeddings
 from .item_item import (HEAD_FILE, ItemItemHead, check_item_item_size, choose_item_item, choose_next_item,
                         item_item_weights, last_items, last_rows, next_item_weights, score_scale)
+from .last_text import LastTextTerm, choose_last_text, last_text_scores
 from .model import FusionModel
 from .ranking_model import RankingModel
 from .trainer import TrainState, score_users, train_model, validation_users
@@ -73,6 +74,9 @@ class FusionRecommender(RankingModel):
         self.next_item_choice_ = 0.0  # the next-item memory's weight (`fusion.item_item.next_item_weights`)
         self.next_item_tuning_: list[dict] = []
         self._tuning_item_item: sp.csr_matrix | None = None  # W of the chosen reg on the choosing rows (transient)
+        self.last_text_: LastTextTerm | None = None  # the latest product's text term (`fusion.last_text`)
+        self.last_text_choice_ = 0.0
+        self.last_text_tuning_: list[dict] = []
         self.cold_mix_: ColdTextMix | None = None
         self.cold_mix_choice_: float | None = None
         self.cold_mix_tuning_: list[dict] = []
@@ -98,6 +102,7 @@ class FusionRecommender(RankingModel):
         rec = copy.copy(self)
         rec.config = self.config.ablation(name)
         rec.item_item_, rec.item_item_valid_, rec._pretrained = None, None, True
+        rec.last_text_ = None  # a post-training term of the same stage: the network alone
         return rec
 
     def without_cold_mix(self, name: str = "fusion_no_cold_mix") -> "FusionRecommender":
@@ -327,10 +332,12 @@ class FusionRecommender(RankingModel):
         ic = self.config.item_item
         self.item_item_choice_, self.item_item_tuning_, self._tuning_item_item = None, [], None
         self.next_item_choice_, self.next_item_tuning_ = 0.0, []
+        self.last_text_choice_, self.last_text_tuning_ = 0.0, []
         if not ic.enabled:
             return
         if data.valid is None:
             self.item_item_choice_, self.next_item_choice_ = (ic.reg, ic.weight), float(ic.next_weight)
+            self.last_text_choice_ = float(ic.text_weight) if self._text is not None else 0.0
             return
         try:  # before any scoring: on a large catalog the validation scores alone take GBs
             check_item_item_size(int(np.unique(data.user_items.indices).size), ic.max_items)
@@ -340,6 +347,7 @@ class FusionRecommender(RankingModel):
         users = validation_users(data.valid, seed=self.config.train.seed)
         if not len(users):
             self.item_item_choice_, self.next_item_choice_ = (ic.reg, ic.weight), float(ic.next_weight)
+            self.last_text_choice_ = float(ic.text_weight) if self._text is not None else 0.0
             return
         t0 = time.perf_counter()
         scores = score_users(self.model_, self._text, self._hist, users)
@@ -353,16 +361,28 @@ class FusionRecommender(RankingModel):
         self.item_item_choice_, self.item_item_tuning_ = (reg, weight), rows
         self._tuning_item_item = fitted.get("weights")  # the cold graph's warm check scores with it; then dropped
         self.item_item_valid_ = max(r["valid_ndcg@10"] for r in rows)
+        chosen = fitted["scores"]
         if ic.next_weights:  # the next-item memory, on top of the chosen term
             n = data.user_items.shape[1]
             t = self._next_scores(users, n)
-            nw, _, nrows = choose_next_item(fitted["scores"], t, scores, data.user_items[users], data.valid[users],
-                                            ic.next_weights, log=self._log)
+            nw, nscale, nrows = choose_next_item(fitted["scores"], t, scores, data.user_items[users],
+                                                 data.valid[users], ic.next_weights, log=self._log)
             self.next_item_choice_, self.next_item_tuning_ = nw, nrows
             self.item_item_valid_ = max(self.item_item_valid_, max(r["valid_ndcg@10"] for r in nrows))
+            if nw:
+                chosen = chosen + np.float32(nw * nscale) * t
+        if ic.text_weights and self._text is not None:  # the latest product's text, on top of both
+            last = last_items(self._hist.indptr, self._hist.items, users)
+            term = last_text_scores(self._unit_text_vectors(), last)
+            term[:, cold_columns(data.user_items)] = 0.0  # cold products rank by their own mix
+            tw, _, trows = choose_last_text(chosen, term, scores,
+                                            data.user_items[users], data.valid[users], ic.text_weights, log=self._log)
+            self.last_text_choice_, self.last_text_tuning_ = tw, trows
+            self.item_item_valid_ = max(self.item_item_valid_, max(r["valid_ndcg@10"] for r in trows))
         self.item_item_seconds_ += time.perf_counter() - t0
         self._log(f"item-item term: reg={reg:g} weight={weight:g}, next-item weight={self.next_item_choice_:g}, "
-                  f"valid NDCG@10 {self.item_item_valid_:.4f} (network alone {rows[0]['valid_ndcg@10']:.4f})")
+                  f"latest-product text weight={self.last_text_choice_:g}, valid NDCG@10 {self.item_item_valid_:.4f} "
+                  f"(network alone {rows[0]['valid_ndcg@10']:.4f})")
 
     def _next_matrix(self, num_items: int) -> sp.csr_matrix:
         """T of the next-item memory from the histories the model is bound to (`fusion.item_item`)."""
@@ -375,7 +395,35 @@ class FusionRecommender(RankingModel):
         return (last_rows(last, num_items) @ t).toarray().astype(np.float32)
 
     def _fit_item_item(self, data: TrainData) -> None:
-        """Fit W on `data`'s interactions with the chosen reg; gamma from the network's score spread."""
+        """Fit W on `data`'s interactions with the chosen reg; gamma from the network's score spread; then the
+        latest product's text term with its chosen weight."""
+        try:
+            self._fit_item_item_head(data)
+        finally:
+            self._fit_last_text(data)
+
+    def _fit_last_text(self, data: TrainData) -> None:
+        """gamma of the latest product's text term: its chosen weight times the network's score spread over the
+        term's, on up to 2,000 of `data`'s users with a history (`fusion.last_text`)."""
+        self.last_text_ = None
+        tw = float(self.last_text_choice_ or 0.0)
+        if not tw or self._text is None or not self.config.item_item.enabled:
+            return
+        t0 = time.perf_counter()
+        users = np.flatnonzero(np.diff(data.user_items.indptr) > 0)
+        if len(users) > 2000:
+            users = np.sort(np.random.default_rng(self.config.train.seed).choice(users, 2000, replace=False))
+        net = score_users(self.model_, self._text, self._hist, users)
+        last = last_items(self._hist.indptr, self._hist.items, users)
+        term = last_text_scores(self._unit_text_vectors(), last)
+        term[:, cold_columns(data.user_items)] = 0.0
+        scale = score_scale(net, term)
+        if scale > 0:
+            valid = max((r["valid_ndcg@10"] for r in self.last_text_tuning_), default=None)
+            self.last_text_ = LastTextTerm(tw, tw * scale, valid)
+        self.item_item_seconds_ += time.perf_counter() - t0
+
+    def _fit_item_item_head(self, data: TrainData) -> None:
         self.item_item_ = None
         nw = float(self.next_item_choice_ or 0.0)
         if self.item_item_choice_ is None or (self.item_item_choice_[1] == 0 and not nw):
@@ -465,6 +513,8 @@ class FusionRecommender(RankingModel):
         ii = meta.get("item_item")  # None: the saved model had no term (disabled, or weight 0 chosen)
         rec.item_item_choice_ = None if not ii or not cfg.item_item.enabled else (float(ii["reg"]), float(ii["weight"]))
         rec.next_item_choice_ = float((ii or {}).get("next_weight") or 0.0)
+        saved_text = LastTextTerm.from_dict(meta.get("last_text"))
+        rec.last_text_choice_ = 0.0 if saved_text is None or not cfg.item_item.enabled else saved_text.weight
         rec._fit_item_item(data)
         saved_mix = ColdTextMix.load(d)
         rec.cold_mix_choice_ = None if saved_mix is None or not cfg.cold_mix.enabled else saved_mix.weight
@@ -517,6 +567,8 @@ class FusionRecommender(RankingModel):
                                                         "next_gamma": head.next_gamma,
                                                         "valid_ndcg@10": self.item_item_valid_,
                                                         "next_tuning": self.next_item_tuning_},
+                "last_text": None if self.last_text_ is None else {**self.last_text_.to_dict(),
+                                                                   "tuning": self.last_text_tuning_},
                 "cold_mix": {"weight": 0.0 if mix is None else mix.weight, "scale": None if mix is None else mix.scale,
                              "graph_weight": 0.0 if cg is None else cg.weight,
                              "graph_gamma": None if cg is None else cg.gamma,
@@ -558,6 +610,8 @@ class FusionRecommender(RankingModel):
         if rec.config.item_item.enabled:
             rec.item_item_ = ItemItemHead.load(d)
             rec.item_item_valid_ = (meta.get("item_item") or {}).get("valid_ndcg@10")
+            if rec._text is not None:
+                rec.last_text_ = LastTextTerm.from_dict(meta.get("last_text"))
         if rec.item_item_ is not None and rec.item_item_.num_items != len(ids):
             raise ValueError(f"{d / HEAD_FILE} covers {rec.item_item_.num_items} products, the model {len(ids)}")
         if rec.config.cold_mix.enabled and rec._text is not None:
@@ -590,4 +644,11 @@ class FusionRecommender(RankingModel):
             scores += head.scores(self._user_items[user_idx], last)
         if self.cold_graph_ is not None:
             self.cold_graph_.apply_offsets(scores, self._user_items[user_idx])
+        if self.last_text_ is not None:  # products with interactions: cold ones rank by their own mix
+            last = last_items(self._hist.indptr, self._hist.items, user_idx)
+            term = self.last_text_.scores(self._unit_text_vectors(), last)
+            if self._cold_cols is None:
+                self._cold_cols = cold_columns(self._user_items)
+            term[:, self._cold_cols] = 0.0
+            scores += term
         return scores

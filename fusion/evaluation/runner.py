@@ -236,6 +236,7 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
                       "item_item": None if head is None else {"reg": head.reg, "weight": head.weight,
                                                               "next_weight": head.next_weight,
                                                               "valid_ndcg@10": _round(rec.item_item_valid_)},
+                      "last_text": None if getattr(rec, "last_text_", None) is None else rec.last_text_.to_dict(),
                       "cold_mix": None if rec.cold_mix_ is None else {
                           "weight": rec.cold_mix_.weight, "valid_cold_ndcg@10": _round(rec.cold_mix_valid_)},
                       **({"model_dir": str(model_dir)} if name == "fusion" and model_dir else {})}

@@ -255,6 +255,11 @@ class Recommender:
             c = np.zeros((len(vectors), 1), dtype=np.float32)
             c[graph_term.cold, 0] = -1.0
             mixed = np.concatenate([vectors if mixed is None else mixed, c], axis=1)
+        last_text = fr.last_text_ if text is not None else None
+        if last_text is not None:  # the latest product's text term: the unit text of every product with
+            lt = unit_rows(text)      # interactions, one more block (cold products rank by their own mix)
+            lt[cold_columns(data.user_items)] = 0.0
+            mixed = np.concatenate([vectors if mixed is None else mixed, lt], axis=1)
         rec_rows = vectors if mixed is None else mixed
         if factory is None:
             if index.size != len(rec_rows) or getattr(index, "dim", rec_rows.shape[1]) != rec_rows.shape[1]:
@@ -272,7 +277,7 @@ class Recommender:
             catalog=Catalog.from_graph(graph, data.items), vectors=frozen(vectors), normed=frozen(normed),
             text=None if text is None else frozen(text), rec_index=rec_index, sim_index=sim_index,
             search_index=search_index, shared=shared, mixed=None if mixed is None else frozen(mixed),
-            profile=mix is not None, cold_graph=graph_term)
+            profile=mix is not None, cold_graph=graph_term, last_text=0.0 if last_text is None else last_text.gamma)
         digest = hashlib.sha256((d / "model.pt").read_bytes())
         if fr.item_item_ is not None:  # the term changes the rankings: it is part of the version
             digest.update((d / HEAD_FILE).read_bytes())
@@ -280,6 +285,8 @@ class Recommender:
             digest.update((d / COLD_GRAPH_FILE).read_bytes())
         if mix is not None:
             digest.update((d / MIX_FILE).read_bytes())
+        if last_text is not None:
+            digest.update(repr(last_text.gamma).encode())
         version = digest.hexdigest()[:12]
         rec = cls(model=model, snapshot=snap, history=history, user_vectors=users,
                   neighbourhood=GraphNeighbourhood.from_encoder(model.gnn, layers),
@@ -644,6 +651,8 @@ class Recommender:
                     mixed_rows(self._cold_mix, vectors, unit_rows(text), np.ones(len(new), dtype=bool))
                 if st.cold_graph is not None:  # no graph term of its own: no offset either
                     mixed = np.concatenate([mixed, np.zeros((len(new), 1), dtype=np.float32)], axis=1)
+                if st.last_text:  # cold: the latest product's text term leaves it to the mix
+                    mixed = np.concatenate([mixed, np.zeros((len(new), text.shape[1]), dtype=np.float32)], axis=1)
             indexes = [st.rec_index, st.sim_index, st.search_index]
             blocks = [vectors if mixed is None else mixed, normed,
                       None if text is None else search_matrix(normed, text, vectors)]
@@ -743,7 +752,7 @@ class Recommender:
         and a lifted product below the index's k-th score cannot enter: only the few above it are rescored
         and merged (vectorised over the batch)."""
         head = self._item_item
-        users = st.rec_users(users, seen)  # [u | p_u] under the cold text mix
+        users = st.rec_users(users, seen, last)  # [u | p_u | o_u | l_u] with the cold mix / graph / text terms
         if head is None:
             return self._top(st, st.rec_index, users, k, exclude, allowed)
         if isinstance(st.rec_index, ExactIndex):  # dense scores anyway: add the term to them

@@ -34,18 +34,24 @@ class Snapshot:
     mixed: np.ndarray | None = None     # rec_index's rows when not F: [F' | T' | c], see rec_vectors
     profile: bool = True          # mixed holds the cold text mix's T' block (users get p_u)
     cold_graph: object | None = None  # the cold graph term (`fusion.cold_graph.ColdGraphTerm`) whose per-user
-    #                                   offsets o_u make mixed's last column
+    #                                   offsets o_u make mixed's column after T'
+    last_text: float = 0.0        # gamma of the latest product's text term (`fusion.last_text`; 0: none): mixed
+    #                               then ends with the unit text of every product with interactions (cold rows
+    #                               0), users with gamma * t_last
 
     @property
     def rec_vectors(self) -> np.ndarray:
         """The rows rec_index ranks by dot product: F, or [F' | T'] under the cold text mix (`fusion.cold_mix`),
-        with one more column (-1 on the cold products the cold graph term's offset applies to, `fusion.cold_graph`)."""
+        with one more column (-1 on the cold products the cold graph term's offset applies to, `fusion.cold_graph`)
+        and, with the latest product's text term, every product's unit text vector (`fusion.last_text`)."""
         return self.vectors if self.mixed is None else self.mixed
 
-    def rec_users(self, users: np.ndarray, seen: list[np.ndarray]) -> np.ndarray:
-        """User vectors [B, ...] as rec_index takes them: [u | p_u | o_u], p_u (under the cold text mix) the mean
-        unit text vector of the user's products `seen` (distinct columns) from T, o_u (with the cold graph
-        term's offset) what the user's cold products give back of the term (`ColdGraphTerm.offsets`)."""
+    def rec_users(self, users: np.ndarray, seen: list[np.ndarray], last: np.ndarray | None = None) -> np.ndarray:
+        """User vectors [B, ...] as rec_index takes them: [u | p_u | o_u | l_u], p_u (under the cold text mix) the
+        mean unit text vector of the user's products `seen` (distinct columns) from T, o_u (with the cold graph
+        term's offset) what the user's cold products give back of the term (`ColdGraphTerm.offsets`), l_u (with
+        the latest product's text term) gamma times the unit text of the user's most recent product `last` [B]
+        (-1 or None: zeros)."""
         if self.mixed is None:
             return users
         parts = [np.asarray(users, dtype=np.float32)]
@@ -57,6 +63,13 @@ class Snapshot:
             parts.append(prof)
         if self.cold_graph is not None:  # products added after training have no rows in the term
             parts.append(self.cold_graph.offsets(history_rows(seen, self.cold_graph.num_items))[:, None])
+        if self.last_text:
+            lt = np.zeros((len(users), self.text.shape[1]), dtype=np.float32)
+            if last is not None:
+                last = np.asarray(last, dtype=np.int64)
+                ok = (last >= 0) & (last < len(self.text))
+                lt[ok] = np.float32(self.last_text) * unit_rows(self.text[last[ok]])
+            parts.append(lt)
         return np.concatenate(parts, axis=1)
 
 

@@ -183,6 +183,80 @@ def test_next_item_memory_follows_the_users_latest_product(paths, index, tmp_pat
     assert lifted <= set(new["product_id"])
 
 
+@pytest.mark.parametrize("index", ["exact", "faiss"])
+def test_latest_product_text_term_is_served_exactly(paths, index, tmp_path):
+    """With the latest product's text term (`fusion.last_text`), the served top k is the brute-force top k of
+    U.F + item-item + gamma <t_last, t_i> over the products with interactions, the evaluated model scores as
+    the API serves, and a recorded event or a new user's last chosen product moves t_last."""
+    pytest.importorskip("faiss") if index == "faiss" else None
+    import json
+    import shutil
+
+    from fusion import FusionRecommender
+    from fusion.data import TrainData
+    from fusion.vectors import unit_rows
+    from kg import EmbeddedStore
+
+    model_dir = shutil.copytree(paths[0], tmp_path / "model")
+    meta = json.loads((model_dir / "meta.json").read_text())
+    gamma = 4.0
+    meta["last_text"] = {"weight": 0.2, "gamma": gamma, "valid_ndcg@10": None}
+    (model_dir / "meta.json").write_text(json.dumps(meta))
+    plain = Recommender.load(paths[0], text_encoder=HashEncoder(), event_log=None)
+    r = Recommender.load(model_dir, text_encoder=HashEncoder(), index=index, event_log=None)
+    assert r.model_version != plain.model_version  # the term changes the rankings: part of the version
+    ids = np.array(r.product_ids)
+    column = {p: j for j, p in enumerate(ids)}
+    text = unit_rows(r.product_text_vectors)
+    warm = np.zeros(len(ids), dtype=bool)
+    for u in r.user_ids:
+        warm[[column[p] for p in r.history(u)["product_id"] if p in column]] = True
+
+    def brute(user):
+        hist = [column[p] for p in r.history(user)["product_id"]]
+        seen = np.unique(hist)
+        full = r.product_vectors @ r.user_vectors([user])[0]
+        head = r.item_item
+        if head is not None:
+            lift = head.lift([seen], np.array([hist[-1]]))
+            full[lift.indices] += lift.data
+        full += np.where(warm, gamma * (text @ text[hist[-1]]), 0.0)
+        ok = np.ones(len(ids), dtype=bool)
+        ok[seen] = False
+        order = np.flatnonzero(ok)[np.argsort(-full[ok], kind="stable")][:6]
+        return order, full[order]
+
+    changed = 0
+    for user in ("a3", "x", "b1"):
+        order, scores = brute(user)
+        out = r.recommend(user, k=6)
+        np.testing.assert_allclose(out["score"].to_numpy(), scores, rtol=1e-4, atol=1e-4)
+        assert r.recommend_batch([user], k=6)["product_id"].tolist() == out["product_id"].tolist()
+        changed += out["product_id"].tolist() != plain.recommend(user, k=6)["product_id"].tolist()
+    assert changed  # the term moves the rankings
+    if index == "exact":  # the evaluated model scores as the API serves (every product's score)
+        graph = EmbeddedStore(paths[1]).load()
+        fr = FusionRecommender.load(model_dir, TrainData.from_graph(graph, seed=0))
+        assert fr.last_text_ is not None and fr.last_text_.gamma == gamma
+        u = graph.id_map("User").index("a3")
+        expected = fr.score(np.array([u]))[0]
+        served = r.recommend("a3", k=len(ids), exclude_seen=False)
+        np.testing.assert_allclose(served["score"].to_numpy(), np.sort(expected)[::-1], rtol=1e-4, atol=1e-4)
+        assert fr.without_item_item().last_text_ is None  # the network alone
+    # a new event makes its product the latest: t_last follows it
+    r.record("x", "A5", "purchase")
+    order, scores = brute("x")
+    np.testing.assert_allclose(r.recommend("x", k=6)["score"].to_numpy(), scores, rtol=1e-4, atol=1e-4)
+    # a new user: the last chosen product leads the term
+    a = r.recommend_new_user(["B0", "A7"], k=len(ids) - 2)
+    b = r.recommend_new_user(["A7", "B0"], k=len(ids) - 2)
+    assert set(a["product_id"]) == set(b["product_id"]) and a["product_id"].tolist() != b["product_id"].tolist()
+    # a product added after training is cold: the term leaves it to the cold mix, and nothing breaks
+    new = pd.DataFrame({"product_id": ["N1"], "title": ["steel staples"], "brand": ["B0"], "categories": ["c0"]})
+    r.add_products(new)
+    assert len(r.recommend("a3", k=len(ids) + 1)) == len(ids) + 1 - len(np.unique(r.history("a3")["product_id"]))
+
+
 def test_load_errors(tmp_path, paths):
     with pytest.raises(FileNotFoundError, match="not a fusion model directory"):
         Recommender.load(tmp_path)
