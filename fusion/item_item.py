@@ -34,7 +34,7 @@ from .metrics import ndcg_at_k, top_k as top_k_cols
 
 __all__ = ["ItemItemHead", "check_item_item_size", "ease_weights", "prune_columns", "item_item_weights", "score_scale",
            "choose_item_item", "history_rows", "save_csr", "load_csr", "HEAD_FILE", "next_item_weights",
-           "last_items", "last_rows", "choose_next_item"]
+           "last_items", "last_rows", "choose_next_item", "choose_term_weight"]
 
 HEAD_FILE = "item_item.npz"
 
@@ -228,22 +228,31 @@ def choose_next_item(scores: np.ndarray, next_scores: np.ndarray, scale_of: np.n
         seen, rel: the users' training rows (masked) and validation items.
     Returns (weight, scale, rows of {"next_weight", "valid_ndcg@10"}).
     """
+    return choose_term_weight(scores, next_scores, scale_of, seen, rel, weights, "next_weight", "next-item", log)
+
+
+def choose_term_weight(scores: np.ndarray, term: np.ndarray, scale_of: np.ndarray, seen: sp.csr_matrix,
+                       rel: sp.csr_matrix, weights: Sequence[float], key: str, label: str,
+                       log: Callable[[str], None] | None = None) -> tuple[float, float, list[dict]]:
+    """The weight of a term added on top of `scores` by validation NDCG@10 of scores + weight * scale * term, with
+    scale = std(scale_of) / std(term) and weight 0 always competing (the first of equals wins); rows are
+    {key: weight, "valid_ndcg@10"}. Serves the next-item memory and `fusion.last_text`."""
     k = min(10, scores.shape[1])
-    scale = score_scale(scale_of, next_scores)
+    scale = score_scale(scale_of, term)
 
     def ndcg(s: np.ndarray) -> float:
         return ndcg_at_k(top_k_cols(s, k, seen), rel, k)
 
-    rows = [{"next_weight": 0.0, "valid_ndcg@10": ndcg(scores)}]
+    rows = [{key: 0.0, "valid_ndcg@10": ndcg(scores)}]
     best = rows[0]
     for wt in weights if scale > 0 else ():
-        rows.append({"next_weight": float(wt), "valid_ndcg@10": ndcg(scores + np.float32(wt * scale) * next_scores)})
+        rows.append({key: float(wt), "valid_ndcg@10": ndcg(scores + np.float32(wt * scale) * term)})
         if rows[-1]["valid_ndcg@10"] > best["valid_ndcg@10"]:
             best = rows[-1]
         if log:
-            log(f"    next-item weight={wt:g}: valid NDCG@10 {rows[-1]['valid_ndcg@10']:.4f} "
+            log(f"    {label} weight={wt:g}: valid NDCG@10 {rows[-1]['valid_ndcg@10']:.4f} "
                 f"(without {rows[0]['valid_ndcg@10']:.4f})")
-    return best["next_weight"], scale, rows
+    return best[key], scale, rows
 
 
 def history_rows(histories: Sequence[np.ndarray], num_items: int) -> sp.csr_matrix:

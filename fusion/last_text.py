@@ -23,8 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .item_item import score_scale
-from .metrics import ndcg_at_k, top_k as top_k_cols
+from .item_item import choose_term_weight
 
 __all__ = ["LastTextTerm", "last_text_scores", "last_text_block", "choose_last_text"]
 
@@ -90,19 +89,4 @@ def choose_last_text(scores: np.ndarray, term: np.ndarray, scale_of: np.ndarray,
         seen, rel: the users' training rows (masked) and validation items.
     Returns (weight, scale, rows of {"text_weight", "valid_ndcg@10"}).
     """
-    k = min(10, scores.shape[1])
-    scale = score_scale(scale_of, term)
-
-    def ndcg(s: np.ndarray) -> float:
-        return ndcg_at_k(top_k_cols(s, k, seen), rel, k)
-
-    rows = [{"text_weight": 0.0, "valid_ndcg@10": ndcg(scores)}]
-    best = rows[0]
-    for wt in weights if scale > 0 else ():
-        rows.append({"text_weight": float(wt), "valid_ndcg@10": ndcg(scores + np.float32(wt * scale) * term)})
-        if rows[-1]["valid_ndcg@10"] > best["valid_ndcg@10"]:
-            best = rows[-1]
-        if log:
-            log(f"    latest-product text weight={wt:g}: valid NDCG@10 {rows[-1]['valid_ndcg@10']:.4f} "
-                f"(without {rows[0]['valid_ndcg@10']:.4f})")
-    return best["text_weight"], scale, rows
+    return choose_term_weight(scores, term, scale_of, seen, rel, weights, "text_weight", "latest-product text", log)
