@@ -369,8 +369,12 @@ class FusionRecommender(RankingModel):
                                                  data.valid[users], ic.next_weights, log=self._log)
             self.next_item_choice_, self.next_item_tuning_ = nw, nrows
             self.item_item_valid_ = max(self.item_item_valid_, max(r["valid_ndcg@10"] for r in nrows))
-            if nw:
-                chosen = chosen + np.float32(nw * nscale) * t
+            if nw:  # in place unless it is the network's own array (the term lost): beauty's is ~1 GB
+                if chosen is scores:
+                    chosen = chosen.copy()
+                chosen += np.float32(nw * nscale) * t
+            del t
+        fitted.pop("scores", None)
         if ic.text_weights and self._text is not None:  # the latest product's text, on top of both
             last = last_items(self._hist.indptr, self._hist.items, users)
             term = last_text_scores(self._unit_text_vectors(), last)
@@ -397,12 +401,23 @@ class FusionRecommender(RankingModel):
     def _fit_item_item(self, data: TrainData) -> None:
         """Fit W on `data`'s interactions with the chosen reg; gamma from the network's score spread; then the
         latest product's text term with its chosen weight."""
+        shared: dict = {}  # both scale their term by the network's scores of the same users: scored once
         try:
-            self._fit_item_item_head(data)
+            self._fit_item_item_head(data, shared)
         finally:
-            self._fit_last_text(data)
+            self._fit_last_text(data, shared)
 
-    def _fit_last_text(self, data: TrainData) -> None:
+    def _scale_users(self, data: TrainData, shared: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(users, the network's scores [users, products]): up to 2,000 of `data`'s users with a history, the
+        rows each post-training term's gamma is measured on; computed once per fit and kept in `shared`."""
+        if "users" not in shared:
+            users = np.flatnonzero(np.diff(data.user_items.indptr) > 0)
+            if len(users) > 2000:
+                users = np.sort(np.random.default_rng(self.config.train.seed).choice(users, 2000, replace=False))
+            shared["users"], shared["net"] = users, score_users(self.model_, self._text, self._hist, users)
+        return shared["users"], shared["net"]
+
+    def _fit_last_text(self, data: TrainData, shared: dict | None = None) -> None:
         """gamma of the latest product's text term: its chosen weight times the network's score spread over the
         term's, on up to 2,000 of `data`'s users with a history (`fusion.last_text`)."""
         self.last_text_ = None
@@ -410,10 +425,7 @@ class FusionRecommender(RankingModel):
         if not tw or self._text is None or not self.config.item_item.enabled:
             return
         t0 = time.perf_counter()
-        users = np.flatnonzero(np.diff(data.user_items.indptr) > 0)
-        if len(users) > 2000:
-            users = np.sort(np.random.default_rng(self.config.train.seed).choice(users, 2000, replace=False))
-        net = score_users(self.model_, self._text, self._hist, users)
+        users, net = self._scale_users(data, {} if shared is None else shared)
         last = last_items(self._hist.indptr, self._hist.items, users)
         term = last_text_scores(self._unit_text_vectors(), last)
         term[:, cold_columns(data.user_items)] = 0.0
@@ -423,7 +435,7 @@ class FusionRecommender(RankingModel):
             self.last_text_ = LastTextTerm(tw, tw * scale, valid)
         self.item_item_seconds_ += time.perf_counter() - t0
 
-    def _fit_item_item_head(self, data: TrainData) -> None:
+    def _fit_item_item_head(self, data: TrainData, shared: dict | None = None) -> None:
         self.item_item_ = None
         nw = float(self.next_item_choice_ or 0.0)
         if self.item_item_choice_ is None or (self.item_item_choice_[1] == 0 and not nw):
@@ -438,10 +450,7 @@ class FusionRecommender(RankingModel):
         except ValueError as e:  # too many products for the dense inverse: the network alone
             self._log(f"item-item term skipped: {e}")
             return
-        users = np.flatnonzero(np.diff(data.user_items.indptr) > 0)
-        if len(users) > 2000:
-            users = np.sort(np.random.default_rng(self.config.train.seed).choice(users, 2000, replace=False))
-        net = score_users(self.model_, self._text, self._hist, users)
+        users, net = self._scale_users(data, {} if shared is None else shared)
         scale = score_scale(net, (data.user_items[users] @ w).toarray()) if weight else 0.0
         head = ItemItemHead(w, weight * scale, reg, weight)
         if nw:  # the next-item memory from the same rows' time-ordered histories
