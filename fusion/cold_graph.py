@@ -35,7 +35,7 @@ from kg.schema import PRODUCT_RELATIONS
 from .item_item import ItemItemHead, load_csr, save_csr
 
 __all__ = ["COLD_GRAPH_FILE", "ColdGraphTerm", "product_adjacency", "cold_graph_weights", "cooccurrence_paths",
-           "combined_head"]
+           "combine_cold_graph", "combined_head"]
 
 COLD_GRAPH_FILE = "cold_graph.npz"
 
@@ -124,6 +124,25 @@ def cold_graph_weights(adj: sp.csr_matrix, cold: np.ndarray, hop2: float = 3.0, 
     return sp.csr_matrix((sub.data, (sub.row, cold[sub.col])), shape=(n, n), dtype=np.float32)
 
 
+def _fro(m: sp.spmatrix) -> float:
+    return float(np.sqrt(np.sum(np.asarray(m.data, dtype=np.float64) ** 2)))
+
+
+def combine_cold_graph(rel: sp.csr_matrix | None, kg: sp.csr_matrix | None, share: float
+                       ) -> sp.csr_matrix | None:
+    """G = (1 - rho) G_rel / |G_rel| + rho M / |M| (Frobenius norms) from the relation paths `rel` and the KG
+    similarity `kg` (`fusion.kg_similarity`), rho = `share`; rho = 0 returns `rel` itself (the term's scale
+    is set by its gamma, so only the ratio matters), a missing part leaves the other; None when neither."""
+    rho = float(share)
+    if kg is None or (rho == 0 and rel is not None):
+        return rel
+    if rel is None or rho == 1:
+        return (kg * np.float32(1.0 / max(_fro(kg), 1e-30))).tocsr().astype(np.float32)
+    a = np.float32((1 - rho) / max(_fro(rel), 1e-30))
+    b = np.float32(rho / max(_fro(kg), 1e-30))
+    return (rel * a + kg * b).tocsr().astype(np.float32)
+
+
 @dataclass
 class ColdGraphTerm:
     """The fitted term `gamma * (x_u @ weights)` (weights from `cold_graph_weights`; `weight` is the relative v
@@ -137,6 +156,7 @@ class ColdGraphTerm:
     hop2: float
     offset: str = "none"
     cold: np.ndarray | None = None
+    kg_share: float = 0.0  # rho: the KG similarity's share of `weights` (`combine_cold_graph`)
 
     @property
     def num_items(self) -> int:
@@ -172,7 +192,7 @@ class ColdGraphTerm:
     def save(self, directory: str | Path) -> Path:
         extra = {} if self.cold is None else {"cold": np.asarray(self.cold, dtype=np.int64)}
         return save_csr(Path(directory) / COLD_GRAPH_FILE, self.weights, gamma=self.gamma, weight=self.weight,
-                        hop2=self.hop2, offset=self.offset, **extra)
+                        hop2=self.hop2, offset=self.offset, kg_share=self.kg_share, **extra)
 
     @classmethod
     def load(cls, directory: str | Path) -> "ColdGraphTerm | None":
@@ -182,7 +202,8 @@ class ColdGraphTerm:
         w, z = load_csr(path)
         offset = str(z["offset"]) if "offset" in z else "none"  # terms saved before offsets: none
         cold = z["cold"].astype(np.int64) if "cold" in z else None
-        return cls(w, float(z["gamma"]), float(z["weight"]), float(z["hop2"]), offset, cold)
+        share = float(z["kg_share"]) if "kg_share" in z else 0.0  # terms saved before the KG similarity: none
+        return cls(w, float(z["gamma"]), float(z["weight"]), float(z["hop2"]), offset, cold, share)
 
 
 def combined_head(item_item: ItemItemHead | None, cold: ColdGraphTerm | None) -> ItemItemHead | None:

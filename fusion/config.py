@@ -146,6 +146,14 @@ class ColdMixConfig:
             cold product ever scores above its own network + text mix score and warm ranking cannot lose;
             "mean" takes the mean off (the user's mean cold score is kept, as the text mix keeps it); "none"
             adds v c g_ui (every cold product the user's history reaches goes up).
+        graph_kg_mix: shares rho of the KG similarity (`fusion.kg_similarity`: FastRP-style random projection
+            over the whole training graph) in the term, G = (1 - rho) G_rel / |G_rel| + rho M / |M|, tried with
+            every (w, v) (0 = the relation paths alone, 1 = the KG similarity alone; [0] turns it off). Without
+            product relations only rho = 1 is tried (v = 0 still competes).
+        graph_kg: rho used when training has no validation cold products.
+        graph_kg_dim: random projection dimension of the KG similarity.
+        graph_kg_hops: FastRP iteration weights w_1..w_K of the KG similarity (one per hop).
+        graph_kg_top_k: entries kept per cold product's column of M.
     """
 
     enabled: bool = True
@@ -158,11 +166,22 @@ class ColdMixConfig:
     graph_cf: float = 0.3
     graph_warm_tolerance: float = 0.005
     graph_offset: str = "max"
+    graph_kg_mix: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    graph_kg: float = 0.0
+    graph_kg_dim: int = 1024
+    graph_kg_hops: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    graph_kg_top_k: int = 2000
 
     def __post_init__(self) -> None:
         if self.graph_offset not in GRAPH_OFFSETS:
             raise ValueError(f"cold_mix.graph_offset must be one of {', '.join(GRAPH_OFFSETS)}, got "
                              f"{self.graph_offset!r}")
+        bad = [r for r in list(self.graph_kg_mix) + [self.graph_kg] if not 0.0 <= float(r) <= 1.0]
+        if bad:
+            raise ValueError(f"cold_mix.graph_kg_mix and graph_kg are shares in [0, 1], got {bad}")
+        if self.graph_kg_dim < 1 or not self.graph_kg_hops:
+            raise ValueError(f"cold_mix.graph_kg_dim must be >= 1 and graph_kg_hops non-empty, got "
+                             f"{self.graph_kg_dim} and {self.graph_kg_hops}")
 
 
 @dataclass

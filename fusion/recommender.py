@@ -13,11 +13,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .cold_graph import COLD_GRAPH_FILE, ColdGraphTerm, cold_graph_weights, combined_head, product_adjacency
+from .cold_graph import (COLD_GRAPH_FILE, ColdGraphTerm, cold_graph_weights, combine_cold_graph, combined_head,
+                         product_adjacency)
 from .cold_mix import MIX_FILE, ColdTextMix, choose_cold_mix, cold_columns, pick_cold_row, score_spread
 from .config import FusionConfig
 from .data import Histories, TrainData, build_histories, build_path_sampler
 from .features import build_inputs, entity_ids, text_embeddings
+from .kg_similarity import kg_adjacency, kg_similarity_columns, random_projection
 from .item_item import (HEAD_FILE, ItemItemHead, check_item_item_size, choose_item_item, choose_next_item,
                         item_item_weights, last_items, last_rows, next_item_weights, score_scale)
 from .last_text import LastTextTerm, choose_last_text, last_text_scores
@@ -83,6 +85,7 @@ class FusionRecommender(RankingModel):
         self.cold_mix_valid_: float | None = None
         self.cold_graph_: ColdGraphTerm | None = None  # the cold products' graph term (`fusion.cold_graph`)
         self.cold_graph_choice_: float = 0.0
+        self.cold_graph_kg_choice_: float = 0.0  # rho: the KG similarity's share of the term (`fusion.kg_similarity`)
         self._unit_text: np.ndarray | None = None
         self._cold_cols: np.ndarray | None = None
         self.network_seconds_ = 0.0
@@ -112,7 +115,7 @@ class FusionRecommender(RankingModel):
         rec.config = copy.deepcopy(self.config)
         rec.config.cold_mix.enabled = False
         rec.name, rec.cold_mix_, rec.cold_mix_valid_, rec._pretrained = name, None, None, True
-        rec.cold_graph_, rec.cold_graph_choice_ = None, 0.0
+        rec.cold_graph_, rec.cold_graph_choice_, rec.cold_graph_kg_choice_ = None, 0.0, 0.0
         return rec
 
     def scoring_head(self):
@@ -205,10 +208,11 @@ class FusionRecommender(RankingModel):
     def _choose_cold_mix_on(self, data: TrainData) -> None:
         mc = self.config.cold_mix
         self.cold_mix_choice_, self.cold_mix_tuning_, self.cold_mix_valid_ = None, [], None
-        self.cold_graph_choice_ = 0.0
+        self.cold_graph_choice_, self.cold_graph_kg_choice_ = 0.0, 0.0
         if not mc.enabled or self._text is None:
             return
         self.cold_mix_choice_, self.cold_graph_choice_ = float(mc.weight), float(mc.graph_weight)
+        self.cold_graph_kg_choice_ = float(mc.graph_kg)
         if data.valid_cold is None or data.valid_cold.nnz == 0:
             return
         cols = np.flatnonzero(np.asarray(data.valid_cold.getnnz(axis=0)).ravel() > 0).astype(np.int64)
@@ -216,36 +220,60 @@ class FusionRecommender(RankingModel):
         text = self._unit_text_vectors()
         cold = cold_columns(data.user_items)
         scores = score_users(self.model_, self._text, self._hist, users, cols=cols)
-        g = self._cold_graph_matrix(data, cold)  # every cold column once: the validation ones and the warm check
-        graph = None if g is None else (data.user_items[users] @ g[:, cols]).toarray().astype(np.float32)
-        w, _, rows = choose_cold_mix(scores, data.user_items, users, data.valid_cold, cols, text,
-                                     text[cold].mean(axis=0), mc.weights, log=self._log, graph=graph,
-                                     graph_weights=mc.graph_weights)
-        # the term lifts cold products into the full ranking: what does it cost there?
-        warm = None if graph is None else self._warm_cost(data, g, cold, sorted({r["graph_weight"] for r in rows}))
-        best = pick_cold_row(rows, warm, mc.graph_warm_tolerance)
+        parts = self._cold_graph_parts(data, cold)  # every cold column once: the validation ones and the warm check
+        base = None
+        rows: list[dict] = []
+        for rho in self._kg_shares(parts):
+            g = combine_cold_graph(*parts, rho)
+            graph = None if g is None else (data.user_items[users] @ g[:, cols]).toarray().astype(np.float32)
+            if graph is not None and parts[1] is not None:
+                self._log(f"  cold graph: KG similarity share rho={rho:g}")
+            _, _, r = choose_cold_mix(scores, data.user_items, users, data.valid_cold, cols, text,
+                                      text[cold].mean(axis=0), mc.weights, log=self._log, graph=graph,
+                                      graph_weights=mc.graph_weights)
+            # the term lifts cold products into the full ranking: what does it cost there?
+            if graph is not None and base is None:
+                base = self._warm_base(data)
+            warm = None if graph is None else self._warm_cost(data, g, cold, sorted({x["graph_weight"] for x in r}),
+                                                              base)
+            pick_cold_row(r, warm, mc.graph_warm_tolerance)  # marks each row's warm_ok
+            for x in r:
+                x["graph_kg"] = float(rho) if graph is not None else 0.0
+            rows += r
+        ok = [i for i, r in enumerate(rows) if r["warm_ok"]]
+        best = max(ok, key=lambda i: (rows[i]["valid_cold_ndcg@10"], -i))  # ties: the first (rho = 0 first)
         w = rows[best]["weight"]
         self.cold_mix_choice_, self.cold_graph_choice_ = w, rows[best]["graph_weight"]
+        self.cold_graph_kg_choice_ = rows[best]["graph_kg"] if rows[best]["graph_weight"] else 0.0
         self.cold_mix_tuning_ = rows
         self.cold_mix_valid_ = rows[best]["valid_cold_ndcg@10"]
         net = next((r["valid_cold_ndcg@10"] for r in rows if r["weight"] == 0 and not r["graph_weight"]), None)
         txt = next((r["valid_cold_ndcg@10"] for r in rows if r["weight"] == 1 and not r["graph_weight"]), None)
-        self._log(f"cold mix: w={w:g}" + (f", graph v={self.cold_graph_choice_:g}" if graph is not None else "")
+        has_graph = any(r["graph_weight"] for r in rows)
+        self._log(f"cold mix: w={w:g}" + (f", graph v={self.cold_graph_choice_:g} rho={self.cold_graph_kg_choice_:g}"
+                                          if has_graph else "")
                   + f", validation cold NDCG@10 {self.cold_mix_valid_:.4f} on {len(cols):,} products "
                   f"(network alone {net if net is None else round(net, 4)}, text order "
                   f"{txt if txt is None else round(txt, 4)})")
 
-    def _warm_cost(self, data: TrainData, g: sp.csr_matrix, cold: np.ndarray, vs: list[float]) -> dict[float, float]:
-        """Validation NDCG@10 over the whole catalog (network + the chosen item-item term + v times the cold
-        graph term `g` on the cold columns `cold` of `data`) for each v: the cold graph term may only be chosen
-        where it keeps warm ranking within `cold_mix.graph_warm_tolerance` of v = 0."""
-        from .metrics import ndcg_at_k, top_k as top_k_cols
+    def _kg_shares(self, parts: tuple) -> list[float]:
+        """The shares rho of the KG similarity to try: `cold_mix.graph_kg_mix`, only 1 without relation paths
+        and only 0 without the KG similarity ([0] also when neither is there: one pass without a term)."""
+        rel, kg = parts
+        if kg is None:
+            return [0.0]
+        if rel is None:
+            return [1.0]
+        return [float(r) for r in self.config.cold_mix.graph_kg_mix]
 
+    def _warm_base(self, data: TrainData):
+        """(users, scores, seen, rel) of the warm check: up to 3,000 validation users, scored by the network
+        plus the chosen item-item term and next-item memory; None without validation rows."""
         if data.valid is None or data.valid.nnz == 0:
-            return {}
+            return None
         users = validation_users(data.valid, max_users=3000, seed=self.config.train.seed)
         if not len(users):
-            return {}
+            return None
         scores = score_users(self.model_, self._text, self._hist, users)
         seen = data.user_items[users]
         ic = self.config.item_item
@@ -259,11 +287,24 @@ class FusionRecommender(RankingModel):
             if self.next_item_choice_:
                 t = self._next_scores(users, scores.shape[1])
                 scores += np.float32(self.next_item_choice_ * score_scale(net, t)) * t
+        return users, scores, seen, data.valid[users]
+
+    def _warm_cost(self, data: TrainData, g: sp.csr_matrix, cold: np.ndarray, vs: list[float],
+                   base=None) -> dict[float, float]:
+        """Validation NDCG@10 over the whole catalog (network + the chosen item-item term + v times the cold
+        graph term `g` on the cold columns `cold` of `data`) for each v: the cold graph term may only be chosen
+        where it keeps warm ranking within `cold_mix.graph_warm_tolerance` of v = 0. `base`: `_warm_base`'s."""
+        from .metrics import ndcg_at_k, top_k as top_k_cols
+
+        base = self._warm_base(data) if base is None else base
+        if base is None:
+            return {}
+        users, scores, seen, rel = base
         term = (seen @ g[:, cold]).toarray().astype(np.float32)
         c = score_spread(scores[:, cold], term)
         mc = self.config.cold_mix  # each user's cold products give back their offset, as the fitted term will
         term -= ColdGraphTerm(g, 1.0, 0.0, mc.graph_hop2, mc.graph_offset, cold).offsets(seen)[:, None]
-        rel, k = data.valid[users], min(10, scores.shape[1])
+        k = min(10, scores.shape[1])
         out = {}
         for v in vs:
             s = scores.copy()
@@ -272,15 +313,22 @@ class FusionRecommender(RankingModel):
             self._log(f"  cold graph v={v:g}: warm validation NDCG@10 {out[v]:.4f}")
         return out
 
-    def _cold_graph_matrix(self, data: TrainData, cold: np.ndarray) -> sp.csr_matrix | None:
-        """G of `fusion.cold_graph` for the columns `cold` on `data`'s graph; None when the catalog has no
-        product relations reaching them (or the term is off: `cold_mix.graph_weights` all 0)."""
+    def _cold_graph_parts(self, data: TrainData, cold: np.ndarray) -> tuple:
+        """(G_rel, M) for the columns `cold` on `data`'s graph: the relation paths of `fusion.cold_graph` (None
+        without product relations reaching them) and the KG similarity of `fusion.kg_similarity` (None when
+        `cold_mix.graph_kg_mix` is all 0); both None when the term is off (`cold_mix.graph_weights` all 0)."""
         mc = self.config.cold_mix
         if not len(cold) or not any(mc.graph_weights):
-            return None
+            return None, None
         adj = product_adjacency(data.graph, data.column_of, data.num_items, self.config.external_links)
         g = cold_graph_weights(adj, cold, mc.graph_hop2, mc.graph_top_k, data.user_items, mc.graph_cf)
-        return g if g.nnz else None
+        m = None
+        if any(mc.graph_kg_mix) or mc.graph_kg:
+            emb = random_projection(kg_adjacency(data.graph, data.items), mc.graph_kg_dim, mc.graph_kg_hops,
+                                    seed=self.config.train.seed, rows=data.num_items)
+            m = kg_similarity_columns(emb, cold, mc.graph_kg_top_k)
+            del emb
+        return (g if g.nnz else None), (m if m is not None and m.nnz else None)
 
     def _fit_cold_mix(self, data: TrainData) -> None:
         """F_bar, t_bar and a on `data` (the bound training rows) for the chosen w (none when w = 0), then the
@@ -309,13 +357,18 @@ class FusionRecommender(RankingModel):
                                      t_mean.astype(np.float32), self.cold_mix_valid_)
 
     def _fit_cold_graph(self, data: TrainData) -> None:
-        """G on `data`'s graph for its cold products and gamma = v * the network's cold-score spread over G's."""
+        """G on `data`'s graph for its cold products (with the chosen KG share rho) and gamma = v * the
+        network's cold-score spread over G's."""
         self.cold_graph_ = None
         v = self.cold_graph_choice_
         if not v or self._text is None or not self.config.cold_mix.enabled:
             return
         cold = cold_columns(data.user_items)
-        g = self._cold_graph_matrix(data, cold)
+        parts = self._cold_graph_parts(data, cold)
+        rho = float(self.cold_graph_kg_choice_ or 0.0)
+        if parts[0] is None and parts[1] is not None:
+            rho = 1.0  # no relation paths here: the KG similarity is the whole term
+        g = combine_cold_graph(*parts, rho)
         if g is None:
             return
         users = np.flatnonzero(np.diff(data.user_items.indptr) > 0)
@@ -325,7 +378,7 @@ class FusionRecommender(RankingModel):
         term = (data.user_items[users] @ g[:, cold]).toarray()
         self.cold_graph_ = ColdGraphTerm(g, float(v) * score_spread(scores, term), float(v),
                                          float(self.config.cold_mix.graph_hop2), self.config.cold_mix.graph_offset,
-                                         cold)
+                                         cold, kg_share=rho)
 
     def _choose_item_item(self, data: TrainData) -> None:
         """(reg, weight) of the item-item term by validation NDCG@10 of the trained network plus the term."""
@@ -530,6 +583,7 @@ class FusionRecommender(RankingModel):
         rec.cold_mix_valid_ = None if saved_mix is None else saved_mix.valid_ndcg
         saved_graph = ColdGraphTerm.load(d)
         rec.cold_graph_choice_ = 0.0 if saved_graph is None or not cfg.cold_mix.enabled else saved_graph.weight
+        rec.cold_graph_kg_choice_ = 0.0 if saved_graph is None else saved_graph.kg_share
         rec._fit_cold_mix(data)
         warm_epochs = rec.state_.epoch
         if data.valid is None:
@@ -582,6 +636,7 @@ class FusionRecommender(RankingModel):
                              "graph_weight": 0.0 if cg is None else cg.weight,
                              "graph_gamma": None if cg is None else cg.gamma,
                              "graph_offset": None if cg is None else cg.offset,
+                             "graph_kg": None if cg is None else cg.kg_share,
                              "valid_cold_ndcg@10": self.cold_mix_valid_, "tuning": self.cold_mix_tuning_},
                 # a resumed run's own wall time misses the epochs before the kill: count those too
                 "train_seconds": round(max(getattr(self, "fit_seconds_", 0.0),

@@ -1,6 +1,8 @@
 """The cold products' text mix (`fusion.cold_mix`) and the validation cold products it is chosen on."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -299,4 +301,14 @@ def test_the_warm_check_scores_every_graph_weight_and_the_max_offset_costs_warm_
     assert all(v is not None for v in warm.values())
     assert fr._tuning_item_item is None  # dropped once the warm check is done
     if offset == "max":  # cold products only go down: warm validation items can only move up
-        assert warm[1.0] >= warm[0.0] - 1e-12 and warm[4.0] >= warm[0.0] - 1e-12
+        assert all(r["valid_ndcg@10"] >= warm[0.0] - 1e-12 for r in rows)
+    # every (w, v) was tried with every share of the KG similarity, each share with its own warm check
+    assert {r["graph_kg"] for r in rows} == set(cfg.cold_mix.graph_kg_mix)
+    assert len(rows) == len(cfg.cold_mix.graph_kg_mix) * len(cfg.cold_mix.weights) * 3
+    best = max(rows, key=lambda r: r["valid_cold_ndcg@10"] if r["warm_ok"] else -1)
+    assert fr.cold_mix_valid_ == best["valid_cold_ndcg@10"]
+    if fr.cold_graph_ is not None:  # the fitted term holds the chosen share, and it is saved with it
+        assert fr.cold_graph_.kg_share == fr.cold_graph_kg_choice_
+        fr.save(tmp_path / "model")
+        meta = json.loads((tmp_path / "model" / "meta.json").read_text())
+        assert meta["cold_mix"]["graph_kg"] == fr.cold_graph_kg_choice_
