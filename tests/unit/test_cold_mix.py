@@ -135,11 +135,11 @@ GRAPH_RELATIONS = pd.DataFrame({"product_id": ["A9", "A9", "B9", "A0"],
                                 "other_id": ["A1", "A2", "B3", "A1"]})
 
 
-def _train_with_mix(root, weight: float, graph_weight: float = 0.0, offset: str = "max"):
+def _train_with_mix(root, weight: float, graph_weight: float = 0.0, offset: str = "max", kg_share: float = 0.0):
     """The query fixtures' two-shop catalog with A9 and B9 stripped of their interactions (cold, like C0),
     trained with cold mix weight `weight` (no validation: the configured weight is used); with
     `graph_weight`, A9 and B9 have product relations and the cold graph term gets that weight v (with that
-    per-user `offset`)."""
+    per-user `offset`) and the KG similarity's share `kg_share` (`fusion.kg_similarity`)."""
     import torch
 
     import fusion.recommender as rec_mod
@@ -165,6 +165,7 @@ def _train_with_mix(root, weight: float, graph_weight: float = 0.0, offset: str 
     cfg = FusionConfig()
     cfg.gnn.dim, cfg.train.epochs, cfg.train.batch_size, cfg.history_len = 16, 6, 64, 5
     cfg.cold_mix.weight, cfg.cold_mix.graph_weight, cfg.cold_mix.graph_offset = weight, graph_weight, offset
+    cfg.cold_mix.graph_kg, cfg.cold_mix.graph_kg_dim = kg_share, 64
     torch.manual_seed(0)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(rec_mod, "text_embeddings", lambda g, items, *a, **k: enc.encode_texts(
@@ -174,22 +175,27 @@ def _train_with_mix(root, weight: float, graph_weight: float = 0.0, offset: str 
     return fr, graph, enc
 
 
-@pytest.mark.parametrize("index,weight,graph_weight,offset", [
-    ("exact", 0.6, 0.0, "max"), ("faiss", 0.6, 0.0, "max"), ("exact", 0.6, 2.0, "max"), ("faiss", 0.6, 2.0, "max"),
-    ("exact", 0.6, 2.0, "mean"), ("exact", 0.6, 2.0, "none"), ("faiss", 0.6, 2.0, "none"),
-    ("exact", 0.0, 2.0, "max"), ("faiss", 0.0, 2.0, "max")])
+@pytest.mark.parametrize("index,weight,graph_weight,offset,kg_share", [
+    ("exact", 0.6, 0.0, "max", 0.0), ("faiss", 0.6, 0.0, "max", 0.0), ("exact", 0.6, 2.0, "max", 0.0),
+    ("faiss", 0.6, 2.0, "max", 0.0), ("exact", 0.6, 2.0, "mean", 0.0), ("exact", 0.6, 2.0, "none", 0.0),
+    ("faiss", 0.6, 2.0, "none", 0.0), ("exact", 0.0, 2.0, "max", 0.0), ("faiss", 0.0, 2.0, "max", 0.0),
+    ("exact", 0.6, 2.0, "max", 0.5), ("faiss", 0.6, 2.0, "max", 0.5)])
 def test_the_query_api_ranks_cold_products_as_the_evaluated_model_scores_them(tmp_path, index, weight,
-                                                                              graph_weight, offset):
+                                                                              graph_weight, offset, kg_share):
     if index == "faiss":
         pytest.importorskip("faiss")
     from fusion import Recommender
 
-    fr, graph, enc = _train_with_mix(tmp_path, weight, graph_weight, offset)
+    fr, graph, enc = _train_with_mix(tmp_path, weight, graph_weight, offset, kg_share)
     assert (fr.cold_mix_ is not None and fr.cold_mix_.weight == 0.6) == bool(weight)
     assert (fr.cold_graph_ is not None) == bool(graph_weight)
     if graph_weight:  # A9 and B9 have relations (C0 none): their columns of the term, and only theirs
-        cols = set(np.flatnonzero(fr.cold_graph_.weights.getnnz(axis=0)).tolist())
-        assert {fr._item_ids[c] for c in cols} == {"A9", "B9"} and fr.cold_graph_.gamma > 0
+        cols = {fr._item_ids[c] for c in np.flatnonzero(fr.cold_graph_.weights.getnnz(axis=0))}
+        assert fr.cold_graph_.gamma > 0 and fr.cold_graph_.kg_share == kg_share
+        if kg_share:  # the KG similarity reaches C0 too, through its brand and categories
+            assert {"A9", "B9"} <= cols <= {"A9", "B9", "C0"} and "C0" in cols
+        else:
+            assert cols == {"A9", "B9"}
         assert fr.cold_graph_.shifts == (offset != "none") and fr.cold_graph_.offset == offset
         # the offset comes off all three cold products, C0 (no relation) too
         assert {fr._item_ids[c] for c in fr.cold_graph_.cold} == {"A9", "B9", "C0"}
