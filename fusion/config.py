@@ -154,6 +154,8 @@ class ColdMixConfig:
         graph_kg_dim: random projection dimension of the KG similarity.
         graph_kg_hops: FastRP iteration weights w_1..w_K of the KG similarity (one per hop).
         graph_kg_top_k: entries kept per cold product's column of M.
+        graph_kg_max_gib: memory the random projection may take (two float32 [nodes, dim] arrays): on a larger
+            graph the dimension shrinks to fit, and below 64 dimensions the KG similarity is skipped (logged).
     """
 
     enabled: bool = True
@@ -171,6 +173,7 @@ class ColdMixConfig:
     graph_kg_dim: int = 1024
     graph_kg_hops: list[float] = field(default_factory=lambda: [1.0, 1.0])
     graph_kg_top_k: int = 2000
+    graph_kg_max_gib: float = 4.0
 
     def __post_init__(self) -> None:
         if self.graph_offset not in GRAPH_OFFSETS:

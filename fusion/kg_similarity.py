@@ -24,7 +24,18 @@ from kg.schema import REL_SPECS
 
 from .vectors import unit_rows
 
-__all__ = ["kg_adjacency", "random_projection", "kg_similarity_columns"]
+__all__ = ["kg_adjacency", "random_projection", "kg_similarity_columns", "projection_dim"]
+
+MIN_DIM = 64  # below this the random projection's cosines are too noisy to rank cold products by
+
+
+def projection_dim(num_nodes: int, dim: int, max_gib: float) -> int:
+    """The dimension `random_projection` may use on `num_nodes` nodes within `max_gib` (it holds two
+    float32 [num_nodes, dim] arrays at once): `dim`, or less on a large graph, or 0 (skip the similarity)
+    where even `MIN_DIM` would not fit."""
+    fit = int(max_gib * 2**30 // max(1, 2 * 4 * int(num_nodes)))
+    d = min(int(dim), fit)
+    return d if d >= MIN_DIM else 0
 
 
 def kg_adjacency(graph: KnowledgeGraph, items: np.ndarray) -> sp.csr_matrix:
@@ -55,7 +66,7 @@ def kg_adjacency(graph: KnowledgeGraph, items: np.ndarray) -> sp.csr_matrix:
 
 
 def random_projection(adj: sp.csr_matrix, dim: int, weights: Sequence[float], seed: int = 0,
-                      rows: int | None = None) -> np.ndarray:
+                      rows: int | None = None, block_rows: int = 16384) -> np.ndarray:
     """e [rows or N, dim] float32: sum_k w_k E^(k), E^(k) the unit rows of A E^(k-1), E^(0) = R (seeded);
     `rows` keeps only the first rows of the result (the catalog products), the propagation uses every node."""
     if dim < 1 or not len(weights):
@@ -64,7 +75,9 @@ def random_projection(adj: sp.csr_matrix, dim: int, weights: Sequence[float], se
     n = adj.shape[0]
     rng = np.random.default_rng(seed)
     signs = np.array([-1.0, 0.0, 0.0, 0.0, 0.0, 1.0], dtype=np.float32)
-    e = signs[rng.integers(0, 6, size=(n, dim))]
+    e = np.empty((n, dim), dtype=np.float32)
+    for s in range(0, n, block_rows):  # row blocks: the same draws as one call, without an [n, dim] int64 array
+        e[s:s + block_rows] = signs[rng.integers(0, 6, size=(min(block_rows, n - s), dim))]
     keep = n if rows is None else int(rows)
     out = np.zeros((keep, dim), dtype=np.float32)
     for w in weights:

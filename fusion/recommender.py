@@ -19,7 +19,7 @@ from .cold_mix import MIX_FILE, ColdTextMix, choose_cold_mix, cold_columns, pick
 from .config import FusionConfig
 from .data import Histories, TrainData, build_histories, build_path_sampler
 from .features import build_inputs, entity_ids, text_embeddings
-from .kg_similarity import kg_adjacency, kg_similarity_columns, random_projection
+from .kg_similarity import kg_adjacency, kg_similarity_columns, projection_dim, random_projection
 from .item_item import (HEAD_FILE, ItemItemHead, check_item_item_size, choose_item_item, choose_next_item,
                         item_item_weights, last_items, last_rows, next_item_weights, score_scale)
 from .last_text import LastTextTerm, choose_last_text, last_text_scores
@@ -324,10 +324,17 @@ class FusionRecommender(RankingModel):
         g = cold_graph_weights(adj, cold, mc.graph_hop2, mc.graph_top_k, data.user_items, mc.graph_cf)
         m = None
         if any(mc.graph_kg_mix) or mc.graph_kg:
-            emb = random_projection(kg_adjacency(data.graph, data.items), mc.graph_kg_dim, mc.graph_kg_hops,
-                                    seed=self.config.train.seed, rows=data.num_items)
-            m = kg_similarity_columns(emb, cold, mc.graph_kg_top_k)
-            del emb
+            adj = kg_adjacency(data.graph, data.items)
+            dim = projection_dim(adj.shape[0], mc.graph_kg_dim, mc.graph_kg_max_gib)
+            if dim < mc.graph_kg_dim:
+                self._log(f"cold graph: KG similarity " + (f"with {dim} dimensions" if dim else "skipped") +
+                          f": {adj.shape[0]:,} nodes x {mc.graph_kg_dim} dimensions exceed "
+                          f"cold_mix.graph_kg_max_gib={mc.graph_kg_max_gib:g}")
+            if dim:
+                emb = random_projection(adj, dim, mc.graph_kg_hops, seed=self.config.train.seed,
+                                        rows=data.num_items)
+                m = kg_similarity_columns(emb, cold, mc.graph_kg_top_k)
+                del emb
         return (g if g.nnz else None), (m if m is not None and m.nnz else None)
 
     def _fit_cold_mix(self, data: TrainData) -> None:

@@ -49,6 +49,7 @@ def test_random_projection_is_seeded_and_each_hop_enters_as_unit_rows(graph):
     assert not np.allclose(one, random_projection(a, 64, [1.0], seed=4))
     two = random_projection(a, 64, [1.0, 0.5], seed=3, rows=4)
     assert two.shape == (4, 64) and np.allclose(two - one[:4], 0.5 * _hop2(a, 64, 3)[:4], atol=1e-5)
+    assert np.array_equal(one, random_projection(a, 64, [1.0], seed=3, block_rows=2))  # blocks: the same draws
     with pytest.raises(ValueError, match="dim >= 1"):
         random_projection(a, 0, [1.0])
 
@@ -103,3 +104,31 @@ def test_shares_outside_zero_to_one_are_a_clear_config_error():
         ColdMixConfig(graph_kg_mix=[0.0, 1.5])
     with pytest.raises(ValueError, match="graph_kg_dim"):
         ColdMixConfig(graph_kg_dim=0)
+
+
+def test_the_dimension_shrinks_to_the_memory_budget_and_the_similarity_is_skipped_below_64():
+    from fusion.kg_similarity import MIN_DIM, projection_dim
+
+    assert projection_dim(143_350, 1024, 4.0) == 1024  # beauty: 1.1 GiB for the two arrays
+    assert projection_dim(1_433_500, 1024, 4.0) == 4 * 2**30 // (8 * 1_433_500)  # 10x: fewer dimensions
+    assert MIN_DIM <= projection_dim(1_433_500, 1024, 4.0) < 1024
+    assert projection_dim(14_335_000, 1024, 4.0) == 0  # 100x: 37 would fit, too few: skipped
+
+
+def test_a_graph_over_the_budget_skips_the_similarity_and_the_term_keeps_its_relation_paths(graph):
+    from fusion import FusionConfig, FusionRecommender
+    from fusion.data import TrainData
+
+    data = TrainData.from_graph(graph, seed=0)
+    cfg = FusionConfig()
+    cfg.cold_mix.graph_kg_max_gib = 1e-9
+    rec = FusionRecommender(cfg)
+    logs: list[str] = []
+    rec._log = logs.append
+    cold = np.array([0, 2])  # any columns may be scored as cold
+    rel, kg = rec._cold_graph_parts(data, cold)
+    assert kg is None and any("KG similarity skipped" in m for m in logs)
+    cfg.cold_mix.graph_kg_max_gib = 4.0
+    rel2, kg2 = FusionRecommender(cfg)._cold_graph_parts(data, cold)
+    assert kg2 is not None and kg2.nnz
+    assert (rel is None) == (rel2 is None)
