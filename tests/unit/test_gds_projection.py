@@ -167,7 +167,8 @@ def test_arguments_are_checked_and_round_trip():
     m = GDSFastRP(embedding_dimension=32, iteration_weights=(0, 1), user_vector="node")
     assert type(m)(**m.params()).params() == m.params() and m.params()["iteration_weights"] == [0.0, 1.0]
     assert BASELINES["gds_fastrp"] is GDSFastRP and make_baseline("gds_fastrp").name == "gds_fastrp"
-    assert 2 <= len(GRIDS["gds_fastrp"]) <= 4 and {p["user_vector"] for p in GRIDS["gds_fastrp"]} == set(USER_VECTORS)
+    assert 2 <= len(GRIDS["gds_fastrp"]) <= 8 and {p["user_vector"] for p in GRIDS["gds_fastrp"]} == set(USER_VECTORS)
+    assert [1.0, 1.0] in [p["iteration_weights"] for p in GRIDS["gds_fastrp"]]  # the short hops compete too
     for point in GRIDS["gds_fastrp"]:
         GDSFastRP(**point)
 
