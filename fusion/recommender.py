@@ -314,28 +314,36 @@ class FusionRecommender(RankingModel):
         return out
 
     def _cold_graph_parts(self, data: TrainData, cold: np.ndarray) -> tuple:
-        """(G_rel, M) for the columns `cold` on `data`'s graph: the relation paths of `fusion.cold_graph` (None
-        without product relations reaching them) and the KG similarity of `fusion.kg_similarity` (None when
-        `cold_mix.graph_kg_mix` is all 0); both None when the term is off (`cold_mix.graph_weights` all 0)."""
+        """(G_rel, M) for the columns `cold` on `data`'s graph: `_relation_paths` and `_kg_columns`."""
+        return self._relation_paths(data, cold), self._kg_columns(data, cold)
+
+    def _relation_paths(self, data: TrainData, cold: np.ndarray) -> sp.csr_matrix | None:
+        """G_rel of `fusion.cold_graph` for the columns `cold` on `data`'s graph; None without product relations
+        reaching them, or when the term is off (`cold_mix.graph_weights` all 0)."""
         mc = self.config.cold_mix
         if not len(cold) or not any(mc.graph_weights):
-            return None, None
+            return None
         adj = product_adjacency(data.graph, data.column_of, data.num_items, self.config.external_links)
         g = cold_graph_weights(adj, cold, mc.graph_hop2, mc.graph_top_k, data.user_items, mc.graph_cf)
-        m = None
-        if any(mc.graph_kg_mix) or mc.graph_kg:
-            adj = kg_adjacency(data.graph, data.items)
-            dim = projection_dim(adj.shape[0], mc.graph_kg_dim, mc.graph_kg_max_gib)
-            if dim < mc.graph_kg_dim:
-                self._log(f"cold graph: KG similarity " + (f"with {dim} dimensions" if dim else "skipped") +
-                          f": {adj.shape[0]:,} nodes x {mc.graph_kg_dim} dimensions exceed "
-                          f"cold_mix.graph_kg_max_gib={mc.graph_kg_max_gib:g}")
-            if dim:
-                emb = random_projection(adj, dim, mc.graph_kg_hops, seed=self.config.train.seed,
-                                        rows=data.num_items)
-                m = kg_similarity_columns(emb, cold, mc.graph_kg_top_k)
-                del emb
-        return (g if g.nnz else None), (m if m is not None and m.nnz else None)
+        return g if g.nnz else None
+
+    def _kg_columns(self, data: TrainData, cold: np.ndarray) -> sp.csr_matrix | None:
+        """M of `fusion.kg_similarity` for the columns `cold` on `data`'s graph; None when the term is off, when
+        `cold_mix.graph_kg_mix` and `graph_kg` are all 0, or when the graph exceeds `graph_kg_max_gib`."""
+        mc = self.config.cold_mix
+        if not len(cold) or not any(mc.graph_weights) or not (any(mc.graph_kg_mix) or mc.graph_kg):
+            return None
+        adj = kg_adjacency(data.graph, data.items)
+        dim = projection_dim(adj.shape[0], mc.graph_kg_dim, mc.graph_kg_max_gib)
+        if dim < mc.graph_kg_dim:
+            self._log(f"cold graph: KG similarity " + (f"with {dim} dimensions" if dim else "skipped") +
+                      f": {adj.shape[0]:,} nodes x {mc.graph_kg_dim} dimensions exceed "
+                      f"cold_mix.graph_kg_max_gib={mc.graph_kg_max_gib:g}")
+        if not dim:
+            return None
+        emb = random_projection(adj, dim, mc.graph_kg_hops, seed=self.config.train.seed, rows=data.num_items)
+        m = kg_similarity_columns(emb, cold, mc.graph_kg_top_k)
+        return m if m.nnz else None
 
     def _fit_cold_mix(self, data: TrainData) -> None:
         """F_bar, t_bar and a on `data` (the bound training rows) for the chosen w (none when w = 0), then the
@@ -371,11 +379,12 @@ class FusionRecommender(RankingModel):
         if not v or self._text is None or not self.config.cold_mix.enabled:
             return
         cold = cold_columns(data.user_items)
-        parts = self._cold_graph_parts(data, cold)
         rho = float(self.cold_graph_kg_choice_ or 0.0)
-        if parts[0] is None and parts[1] is not None:
+        rel = self._relation_paths(data, cold)
+        kg = self._kg_columns(data, cold) if rho > 0 or rel is None else None  # rho = 0 leaves M out: not built
+        if rel is None and kg is not None:
             rho = 1.0  # no relation paths here: the KG similarity is the whole term
-        g = combine_cold_graph(*parts, rho)
+        g = combine_cold_graph(rel, kg, rho)
         if g is None:
             return
         users = np.flatnonzero(np.diff(data.user_items.indptr) > 0)
