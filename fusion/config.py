@@ -16,6 +16,8 @@ HISTORY_ORDERS = ("sequence", "set")
 USER_TOWERS = ("pool", "attention")
 GRAPH_OFFSETS = ("max", "mean", "none")  # ColdMixConfig.graph_offset
 SAMPLERS = ("full", "neighbor")
+KG_PATH_KINDS = ("bpr", "softmax")
+PATH_GROUPS = ("brand", "category", "related")
 
 
 @dataclass
@@ -32,6 +34,11 @@ class LossConfig:
         mask_known: leave the user's other training items out of the softmax denominator (they are not negatives).
         temperature: InfoNCE temperature.
         text_negatives: sampled negatives per InfoNCE batch, besides the in-batch ones.
+        kg_path_kind: "bpr" = the path's end against one random product (pairwise); "softmax" = the path's end
+            against the preference loss's candidates (the same sampled negatives, or every product), so that a
+            path end is ranked among many products as a purchase is.
+        kg_path_groups: which path groups the KG path loss samples from ("brand", "category", "related");
+            None = every group the graph has.
     """
 
     preference: float = 1.0
@@ -43,6 +50,15 @@ class LossConfig:
     mask_known: bool = True
     temperature: float = 0.1
     text_negatives: int = 256
+    kg_path_kind: str = "bpr"
+    kg_path_groups: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kg_path_kind not in KG_PATH_KINDS:
+            raise ValueError(f"loss.kg_path_kind must be one of {', '.join(KG_PATH_KINDS)}, got {self.kg_path_kind!r}")
+        bad = sorted(set(self.kg_path_groups or ()) - set(PATH_GROUPS))
+        if bad:
+            raise ValueError(f"loss.kg_path_groups: unknown group(s) {bad}; choose from {', '.join(PATH_GROUPS)}")
 
 
 @dataclass

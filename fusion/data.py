@@ -221,8 +221,10 @@ def _csr(rows: np.ndarray, cols: np.ndarray, n: int) -> tuple[np.ndarray, np.nda
     return np.cumsum(indptr), cols[order].astype(np.int64)
 
 
-def build_path_sampler(graph: KnowledgeGraph, column_of: np.ndarray) -> PathSampler:
-    """Groups: same brand, same leaf category, and product relations (both directions, catalog items only)."""
+def build_path_sampler(graph: KnowledgeGraph, column_of: np.ndarray,
+                       only: list[str] | None = None) -> PathSampler:
+    """Groups: same brand, same leaf category, and product relations (both directions, catalog items only);
+    `only` keeps the named groups (None = all)."""
     n = int(column_of.max(initial=-1)) + 1
     groups = []
     for name, rel in (("brand", HAS_BRAND), ("category", IN_CATEGORY)):
@@ -240,4 +242,6 @@ def build_path_sampler(graph: KnowledgeGraph, column_of: np.ndarray) -> PathSamp
     if rows and sum(len(r) for r in rows):
         indptr, idx = _csr(np.concatenate(rows), np.concatenate(cols), n)
         groups.append(("related", indptr, idx))
+    if only is not None:
+        groups = [g for g in groups if g[0] in only]
     return PathSampler(groups)

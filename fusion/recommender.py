@@ -543,7 +543,7 @@ class FusionRecommender(RankingModel):
         if init is not None:
             init(self.model_)
         hist = build_histories(data.graph, data.column_of)
-        paths = build_path_sampler(data.graph, data.column_of)
+        paths = build_path_sampler(data.graph, data.column_of, self.config.loss.kg_path_groups)
         out = None if self._out_dir is None else str(Path(self._out_dir) / f"checkpoint{'-' + stage if stage else ''}")
         self.state_ = train_model(self.model_, self._text_for(data), hist, paths, data.user_items, valid,
                                   out_dir=out, show_progress=self._show)

@@ -223,6 +223,21 @@ def _shard(batch: dict, r: int, world: int) -> dict:
     return out
 
 
+def _kg_path_softmax(user: torch.Tensor, items: torch.Tensor, ends: torch.Tensor, target: torch.Tensor,
+                     cand: torch.Tensor | None, seen: sp.csr_matrix | None, users: np.ndarray) -> torch.Tensor:
+    """The KG path loss as a softmax: each path end [P] ranked for its user [P, d] among the preference loss's
+    candidates (its shared uniform negatives, `cand` after the batch's positives) or, without them, among
+    every product [n_items, d]. With `seen`, the users' own training products [P rows of users] are left out
+    of the denominator, as in the preference loss."""
+    if cand is None:
+        known = None if seen is None else torch.from_numpy(seen[users].toarray() > 0)
+        return softmax_preference_loss(user @ items.T, ends, known)
+    pool_pos = ends.unique()
+    pool = torch.cat([pool_pos, cand[len(target.unique()):]])
+    known = None if seen is None else torch.from_numpy(seen[users][:, pool.numpy()].toarray() > 0)
+    return softmax_preference_loss(user @ items[pool].T, torch.searchsorted(pool_pos, ends), known)
+
+
 class BatchLoss(torch.nn.Module):
     """The weighted sum of the losses for one batch (`_draw_batch`): a module, so that DistributedDataParallel
     can wrap it. forward(batch) -> (loss, {name: part})."""
@@ -279,8 +294,12 @@ class BatchLoss(torch.nn.Module):
             parts["text"] = loss_t
         if ok is not None:
             sel = np.flatnonzero(ok)
-            parts["kg_path"] = kg_path_loss(U[torch.from_numpy(sel)], items[torch.from_numpy(ends[sel])],
-                                            items[torch.from_numpy(corrupt[sel])])
+            if lc.kg_path_kind == "softmax":
+                parts["kg_path"] = _kg_path_softmax(U[torch.from_numpy(sel)], items, torch.from_numpy(ends[sel]),
+                                                    target, cand, seen if lc.mask_known else None, u_np[sel])
+            else:
+                parts["kg_path"] = kg_path_loss(U[torch.from_numpy(sel)], items[torch.from_numpy(ends[sel])],
+                                                items[torch.from_numpy(corrupt[sel])])
         weights = {"preference": lc.preference, "text": lc.text, "kg_path": lc.kg_path}
         loss = sum(weights[k] * v for k, v in parts.items())
         if lc.l2 > 0:

@@ -58,7 +58,7 @@ def build_config(args: argparse.Namespace):
         setattr(obj, last, type(old)(json.loads(value)) if old is not None and not isinstance(old, bool)
                 else json.loads(value))
     cfg.train.seed = args.seed
-    return cfg
+    return FusionConfig.from_dict(cfg.to_dict())  # checks the --set values as a config file's are checked
 
 
 def load_graph(args: argparse.Namespace):

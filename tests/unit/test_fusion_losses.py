@@ -49,3 +49,31 @@ def test_kg_path_prefers_real_path_end():
 def test_l2_is_mean_squared_norm():
     a, b = torch.ones(2, 3), torch.zeros(2, 3)
     assert l2_regularization(a, b).item() == pytest.approx(3.0)
+
+
+def test_kg_path_softmax_ranks_the_end_among_the_candidates():
+    import numpy as np
+    import scipy.sparse as sp
+    from fusion.trainer import _kg_path_softmax
+    items = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]])
+    user = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    ends = torch.tensor([2, 1])
+    # every product: the formula row by row
+    s = user @ items.T
+    want = -(torch.log_softmax(s, 1)[0, 2] + torch.log_softmax(s, 1)[1, 1]) / 2
+    assert _kg_path_softmax(user, items, ends, torch.tensor([0]), None, None, np.array([0, 1])).item() == \
+        pytest.approx(want.item(), rel=1e-6)
+    # sampled: the path ends [1, 2] plus the preference loss's negatives (cand after the batch's positive 0)
+    cand = torch.tensor([0, 3])
+    pool = torch.tensor([1, 2, 3])
+    sp_ = user @ items[pool].T
+    want_s = -(torch.log_softmax(sp_, 1)[0, 1] + torch.log_softmax(sp_, 1)[1, 0]) / 2
+    assert _kg_path_softmax(user, items, ends, torch.tensor([0]), cand, None, np.array([0, 1])).item() == \
+        pytest.approx(want_s.item(), rel=1e-6)
+    # a user's own training product (user 0 bought product 3) leaves the denominator
+    seen = sp.csr_matrix(np.array([[0, 0, 0, 1], [0, 0, 0, 0]]))
+    sm = sp_.clone()
+    sm[0, 2] = float("-inf")
+    want_m = -(torch.log_softmax(sm, 1)[0, 1] + torch.log_softmax(sm, 1)[1, 0]) / 2
+    assert _kg_path_softmax(user, items, ends, torch.tensor([0]), cand, seen, np.array([0, 1])).item() == \
+        pytest.approx(want_m.item(), rel=1e-6)

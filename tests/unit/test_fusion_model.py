@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fusion import FusionConfig, FusionRecommender
+from fusion import FusionConfig, FusionRecommender, LossConfig
 from fusion.data import TrainData
 from fusion.data import build_histories, build_path_sampler
 
@@ -95,6 +95,20 @@ def test_path_sampler_returns_real_path_ends(tiny_graph):
     reach = {ids[e] for e in ends[ok]}
     # p1 shares its brand with p2 and is related to p2 (ALSO_BOUGHT); X9 is outside the catalog
     assert reach == {"p2"}
+    assert [g[0] for g in build_path_sampler(tiny_graph, data.column_of, ["related"]).groups] == ["related"]
+
+
+def test_kg_path_options_are_checked_and_train(tiny_graph):
+    with pytest.raises(ValueError, match="kg_path_kind must be one of bpr, softmax"):
+        LossConfig(kg_path_kind="listwise")
+    with pytest.raises(ValueError, match=r"unknown group\(s\) \['brands'\]"):
+        LossConfig(kg_path_groups=["brands"])
+    for negatives in (0, 3):  # every product, and the sampled candidates
+        cfg = FusionConfig(use_text=False)
+        cfg.gnn.dim, cfg.train.epochs, cfg.train.batch_size = 8, 1, 4
+        cfg.loss.kg_path_kind, cfg.loss.kg_path_groups, cfg.loss.num_negatives = "softmax", ["brand"], negatives
+        rec = FusionRecommender(cfg).fit(_data(tiny_graph))
+        assert np.isfinite(rec.state_.history[0]["kg_path"]) and np.isfinite(rec.score(np.arange(3))).all()
 
 
 @pytest.mark.parametrize("variant", ["fusion", "fusion_no_text", "fusion_no_gnn", "fusion_no_kg_loss",
