@@ -259,7 +259,9 @@ class BatchLoss(torch.nn.Module):
             ent = model.entity_embeddings()
             items = model.item_vectors(ent, text)
         else:
-            full_softmax = lc.preference > 0 and neg is None and cand is None
+            # a softmax with no sampled candidates reads every product (the KG path's too, when it is one)
+            full_softmax = cand is None and ((lc.preference > 0 and neg is None)
+                                             or (ok is not None and lc.kg_path_kind == "softmax"))
             read = [target, h[m]] + [t for t in (neg, cand, negs) if t is not None]
             if ok is not None:
                 read += [torch.from_numpy(ends[ok]), torch.from_numpy(corrupt[ok])]
