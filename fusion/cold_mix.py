@@ -141,11 +141,12 @@ def pick_cold_row(rows: list[dict], warm: dict[float, float] | None = None, tole
     """Index of the chosen row of `choose_cold_mix`: the best validation cold NDCG@10 (ties to the first) among
     the rows whose graph weight v keeps the warm validation NDCG@10 `warm[v]` (whole catalog, see
     `FusionRecommender._warm_cost`) within `tolerance` of v = 0's. Each row gets `valid_ndcg@10` and
-    `warm_ok`; without `warm` every row is allowed. v = 0 always passes, so a row is always chosen."""
+    `warm_ok`; without `warm` every row is allowed. v = 0 always passes, so a row is chosen wherever `rows`
+    hold one; -1 when none passes (rows of v > 0 only)."""
     base = None if not warm else warm.get(0.0)
     for r in rows:
         r["valid_ndcg@10"] = None if not warm else warm.get(r["graph_weight"])
         r["warm_ok"] = (base is None or r["valid_ndcg@10"] is None or not r["graph_weight"]
                         or r["valid_ndcg@10"] >= (1 - tolerance) * base)
     ok = [i for i, r in enumerate(rows) if r["warm_ok"]]
-    return max(ok, key=lambda i: (rows[i]["valid_cold_ndcg@10"], -i))
+    return max(ok, key=lambda i: (rows[i]["valid_cold_ndcg@10"], -i)) if ok else -1

@@ -156,6 +156,9 @@ def test_a_graph_weight_that_costs_warm_ranking_is_not_chosen():
     assert [r["warm_ok"] for r in picked] == [True, True, True, False]
     assert picked[3]["valid_ndcg@10"] == 0.0620
     assert pick_cold_row([dict(r) for r in rows], {0.0: 0.0650, 0.1: 0.06, 0.5: 0.06}) == 1  # only v = 0 passes
+    rest = [dict(r) for r in rows if r["graph_weight"]]  # the rows of a later KG share: no v = 0 among them
+    assert pick_cold_row(rest, {0.0: 0.0650, 0.1: 0.06, 0.5: 0.06}) == -1
+    assert not any(r["warm_ok"] for r in rest)
 
 
 def test_an_unknown_offset_is_a_clear_config_error():

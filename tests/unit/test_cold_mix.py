@@ -308,9 +308,12 @@ def test_the_warm_check_scores_every_graph_weight_and_the_max_offset_costs_warm_
     assert fr._tuning_item_item is None  # dropped once the warm check is done
     if offset == "max":  # cold products only go down: warm validation items can only move up
         assert all(r["valid_ndcg@10"] >= warm[0.0] - 1e-12 for r in rows)
-    # every (w, v) was tried with every share of the KG similarity, each share with its own warm check
+    # every (w, v > 0) was tried with every share of the KG similarity, each share with its own warm check;
+    # v = 0 leaves the term out, so its rows are there once
     assert {r["graph_kg"] for r in rows} == set(cfg.cold_mix.graph_kg_mix)
-    assert len(rows) == len(cfg.cold_mix.graph_kg_mix) * len(cfg.cold_mix.weights) * 3
+    assert {r["graph_kg"] for r in rows if not r["graph_weight"]} == {0.0}
+    keys = [(r["weight"], r["graph_weight"], r["graph_kg"]) for r in rows]
+    assert len(keys) == len(set(keys)) == len(cfg.cold_mix.weights) * (1 + 2 * len(cfg.cold_mix.graph_kg_mix))
     best = max(rows, key=lambda r: r["valid_cold_ndcg@10"] if r["warm_ok"] else -1)
     assert fr.cold_mix_valid_ == best["valid_cold_ndcg@10"]
     if fr.cold_graph_ is not None:  # the fitted term holds the chosen share, and it is saved with it
