@@ -20,7 +20,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from kg.graph import KnowledgeGraph
-from kg.schema import REL_SPECS
+from kg.layout import CATALOG, OTHER_PRODUCTS, layout_edges, node_layout
+from kg.schema import PRODUCT
 
 from .vectors import unit_rows
 
@@ -42,23 +43,9 @@ def kg_adjacency(graph: KnowledgeGraph, items: np.ndarray) -> sp.csr_matrix:
     """A [N, N] float32 CSR, undirected (each relationship in both directions, repeats counted), over every
     node of `graph`: the catalog products `items` (product indices) first, in column order, so that rows
     0 .. len(items)-1 are the item columns; then the other products, then every other label (sorted)."""
-    items = np.asarray(items, dtype=np.int64)
-    n_products = graph.num_nodes("Product")
-    ids = {"Product": np.empty(n_products, dtype=np.int64)}
-    others = np.setdiff1d(np.arange(n_products), items)
-    ids["Product"][items] = np.arange(len(items))
-    ids["Product"][others] = len(items) + np.arange(len(others))
-    at = n_products
-    for label in sorted(set(graph.nodes) - {"Product"}):
-        ids[label] = at + np.arange(graph.num_nodes(label), dtype=np.int64)
-        at += graph.num_nodes(label)
+    ids, at = node_layout(graph, items, [CATALOG, OTHER_PRODUCTS, *sorted(set(graph.nodes) - {PRODUCT})])
     rows, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    for rel, spec in REL_SPECS.items():
-        e = graph.edges.get(rel)
-        if e is None or not len(e) or spec.src not in ids or spec.dst not in ids:
-            continue
-        s = ids[spec.src][e["src"].to_numpy(np.int64)]
-        t = ids[spec.dst][e["dst"].to_numpy(np.int64)]
+    for _, s, t in layout_edges(graph, ids):
         rows += [s, t]
         cols += [t, s]
     r, c = np.concatenate(rows), np.concatenate(cols)

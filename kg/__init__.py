@@ -8,6 +8,7 @@ from .errors import InputError, RowProblem, write_skip_report
 from .graph import KnowledgeGraph, assert_graphs_equal
 from .idmap import IdMap, UnknownIdError
 from .ingest import Changes, Delta
+from .layout import CATALOG, OTHER_PRODUCTS, layout_edges, node_layout
 from .schema import (BRAND, CATEGORY, NODE_LABELS, OUTPUT_REL_TYPES, PRODUCT, PRODUCT_RELATIONS, RECOMMENDED,
                      REL_SPECS, REL_TYPES, SIMILAR_TO, USER, normalize_brand, normalize_name, split_category_paths)
 
@@ -17,6 +18,7 @@ __all__ = [
     "BRAND", "CATEGORY", "NODE_LABELS", "PRODUCT", "PRODUCT_RELATIONS", "REL_SPECS", "REL_TYPES", "USER",
     "normalize_brand", "normalize_name", "split_category_paths",
     "OUTPUT_REL_TYPES", "RECOMMENDED", "SIMILAR_TO",
+    "CATALOG", "OTHER_PRODUCTS", "layout_edges", "node_layout",
     "to_hetero_data", "to_networkx", "Neo4jStore", "Neo4jConfig",
     "export_results", "Neo4jResultWriter", "CsvResultWriter", "DryRunWriter",
 ]

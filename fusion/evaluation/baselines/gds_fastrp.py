@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from kg import cypher
+from kg.layout import CATALOG, OTHER_PRODUCTS, layout_edges, node_layout
 from kg.schema import BRAND, CATEGORY, INTERACTED, PRODUCT, REL_SPECS, USER
 
 from ...data import TrainData
@@ -79,19 +80,7 @@ class Projection:
 
 def node_ids(train: TrainData) -> dict[str, np.ndarray]:
     """Label -> int64 [num_nodes(label)]: the projection id of each node (see `Projection`)."""
-    g = train.graph
-    n_items, n_users, n_products = train.num_items, g.num_nodes(USER), g.num_nodes(PRODUCT)
-    product = np.empty(n_products, dtype=np.int64)
-    product[train.items] = np.arange(n_items)
-    others = np.setdiff1d(np.arange(n_products), train.items)
-    start = n_items + n_users
-    product[others] = start + np.arange(len(others))
-    start += len(others)
-    brand = start + np.arange(g.num_nodes(BRAND), dtype=np.int64)
-    start += len(brand)
-    category = start + np.arange(g.num_nodes(CATEGORY), dtype=np.int64)
-    user = n_items + np.arange(n_users, dtype=np.int64)
-    return {USER: user, PRODUCT: product, BRAND: brand, CATEGORY: category}
+    return node_layout(train.graph, train.items, [CATALOG, USER, OTHER_PRODUCTS, BRAND, CATEGORY])[0]
 
 
 def build_projection(train: TrainData, weights: bool = False) -> Projection:
@@ -112,12 +101,8 @@ def build_projection(train: TrainData, weights: bool = False) -> Projection:
             groups.append({"type": None, "source_label": label, "target_label": None,
                            "source": order.tolist(), "target": None, "weight": None})
     n_rels = 0
-    for rel, spec in REL_SPECS.items():
-        e = g.edges.get(rel)
-        if e is None or not len(e):
-            continue
-        src = ids[spec.src][e["src"].to_numpy(np.int64)]
-        dst = ids[spec.dst][e["dst"].to_numpy(np.int64)]
+    for rel, src, dst in layout_edges(g, ids):
+        spec, e = REL_SPECS[rel], g.edges[rel]
         w = None
         if weights:
             w = (e["weight"].astype("float64").fillna(1.0).to_numpy() if rel == INTERACTED and "weight" in e
