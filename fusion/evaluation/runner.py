@@ -237,8 +237,12 @@ def run_fusion(graph: KnowledgeGraph, split: Split, names: Sequence[str], model_
                                                               "next_weight": head.next_weight,
                                                               "valid_ndcg@10": _round(rec.item_item_valid_)},
                       "last_text": None if getattr(rec, "last_text_", None) is None else rec.last_text_.to_dict(),
-                      "cold_mix": None if rec.cold_mix_ is None else {
-                          "weight": rec.cold_mix_.weight, "valid_cold_ndcg@10": _round(rec.cold_mix_valid_)},
+                      # the text mix and the cold graph term are chosen together: either may be off alone
+                      "cold_mix": None if rec.cold_mix_ is None and rec.cold_graph_ is None else {
+                          "weight": 0.0 if rec.cold_mix_ is None else rec.cold_mix_.weight,
+                          "graph_weight": 0.0 if rec.cold_graph_ is None else rec.cold_graph_.weight,
+                          "graph_kg": 0.0 if rec.cold_graph_ is None else rec.cold_graph_.kg_share,
+                          "valid_cold_ndcg@10": _round(rec.cold_mix_valid_)},
                       **({"model_dir": str(model_dir)} if name == "fusion" and model_dir else {})}
         log(f"{name}: NDCG@10 {res.metrics['ndcg@10']:.4f}  Recall@20 {res.metrics['recall@20']:.4f}  "
             f"fit {res.fit_seconds:.1f}s  eval {res.eval_seconds:.1f}s  {res.params}")
