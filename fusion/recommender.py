@@ -221,15 +221,13 @@ class FusionRecommender(RankingModel):
         cold = cold_columns(data.user_items)
         scores = score_users(self.model_, self._text, self._hist, users, cols=cols)
         parts = self._cold_graph_parts(data, cold)  # every cold column once: the validation ones and the warm check
-        base, warm0 = None, None
+        base, warm0 = None, {}  # warm0: v = 0's warm figure, the same for every share
         rows: list[dict] = []
         for i, rho in enumerate(self._kg_shares(parts)):
             g = combine_cold_graph(*parts, rho)
             graph = None if g is None else (data.user_items[users] @ g[:, cols]).toarray().astype(np.float32)
             # v = 0 leaves G (and so rho) out: its rows are scored once, with the first share
             vs = mc.graph_weights if i == 0 or graph is None else [v for v in mc.graph_weights if v]
-            if not len(vs):
-                continue
             if graph is not None and parts[1] is not None:
                 self._log(f"  cold graph: KG similarity share rho={rho:g}")
             _, _, r = choose_cold_mix(scores, data.user_items, users, data.valid_cold, cols, text,
@@ -240,12 +238,9 @@ class FusionRecommender(RankingModel):
                 base = self._warm_base(data)
             warm = None
             if graph is not None:
-                need = sorted({x["graph_weight"] for x in r} | ({0.0} if warm0 is None else set()))
-                warm = self._warm_cost(data, g, cold, need, base)
-                if warm and warm0 is None:
-                    warm0 = warm.get(0.0)
-                if warm and warm0 is not None:
-                    warm[0.0] = warm0  # v = 0's warm ranking is the same for every share
+                warm = warm0 | self._warm_cost(data, g, cold, sorted({x["graph_weight"] for x in r} - warm0.keys()),
+                                               base)
+                warm0 = {v: x for v, x in warm.items() if not v}
             pick_cold_row(r, warm, mc.graph_warm_tolerance)  # marks each row's warm_ok
             for x in r:
                 x["graph_kg"] = float(rho) if graph is not None and x["graph_weight"] else 0.0
